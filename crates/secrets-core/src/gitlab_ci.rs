@@ -1,0 +1,1 @@
+//! `.gitlab-ci.yml`: a job's `secrets:` normalised as GitLab's server does.

@@ -1,0 +1,1 @@
+//! Whether GitLab could mask a value.

@@ -1,0 +1,1 @@
+//! Resolved secrets as job variables and private files.
