@@ -187,8 +187,8 @@ mod tests {
             ("$", "$"),
             ("${}", ""),
             ("${}x", "x"),
-            ("${A", ""),
-            ("x${A", "x"),
+            ("${A", "A"),
+            ("x${A", "xA"),
             ("$-", ""),
             ("$1", "one"),
             ("$12", "one2"),
@@ -277,7 +277,11 @@ mod tests {
         assert!(session.starts_with("123456789012345-42-hhh"));
 
         let b = payload.secrets["B"].aws_secrets_manager.as_ref().unwrap();
-        assert_eq!(b.server.role_session_name.as_deref(), Some("--"));
+        assert_eq!(
+            b.server.role_session_name.as_deref(),
+            Some(session),
+            "an empty session name takes the template"
+        );
 
         let g = payload.secrets["G"].gitlab_secrets_manager.as_ref().unwrap();
         assert_eq!(g.server.url, "$URL", "gitlab_secrets_manager is never expanded");
