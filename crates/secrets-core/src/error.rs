@@ -248,19 +248,18 @@ mod tests {
              grant read on ops/data/production/db to the role's policies"
         );
         assert!(!err.is_retryable());
-        assert_eq!(
-            err.failure_reason().as_str(),
-            "runner_configuration_error"
-        );
+        assert_eq!(err.failure_reason().as_str(), "runner_configuration_error");
     }
 
     #[test]
     fn retryable_follows_kind_unless_overridden() {
         assert!(Error::new(ErrorKind::Unavailable, "503").is_retryable());
         assert!(Error::new(ErrorKind::RateLimited, "429").is_retryable());
-        assert!(!Error::new(ErrorKind::Unavailable, "sealed")
-            .with_retryable(false)
-            .is_retryable());
+        assert!(
+            !Error::new(ErrorKind::Unavailable, "sealed")
+                .with_retryable(false)
+                .is_retryable()
+        );
         assert_eq!(
             ErrorKind::Unexpected.failure_reason(),
             FailureReason::RunnerSystemFailure

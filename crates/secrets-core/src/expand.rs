@@ -48,7 +48,10 @@ pub fn expand_with(input: &str, lookup: impl Fn(&str) -> Option<String>) -> Stri
 }
 
 fn is_special(c: u8) -> bool {
-    matches!(c, b'*' | b'#' | b'$' | b'@' | b'!' | b'?' | b'-' | b'0'..=b'9')
+    matches!(
+        c,
+        b'*' | b'#' | b'$' | b'@' | b'!' | b'?' | b'-' | b'0'..=b'9'
+    )
 }
 
 fn is_alnum(c: u8) -> bool {
@@ -258,9 +261,16 @@ mod tests {
         assert_eq!(v.server.auth.data_str("jwt").as_deref(), Some("eyJ.t.s"));
         assert_eq!(v.server.auth.data_str("role").as_deref(), Some("ci"));
         assert_eq!(v.server.auth.data_str("n").as_deref(), Some("5"));
-        assert_eq!((v.engine.path.as_str(), v.path.as_str()), ("ops", "prod/db"));
+        assert_eq!(
+            (v.engine.path.as_str(), v.path.as_str()),
+            ("ops", "prod/db")
+        );
         assert_eq!(v.field, "password");
-        assert_eq!(payload.secrets["V"].token.as_deref(), Some("$TOK"), "token is not expanded");
+        assert_eq!(
+            payload.secrets["V"].token.as_deref(),
+            Some("$TOK"),
+            "token is not expanded"
+        );
 
         let a = payload.secrets["A"].aws_secrets_manager.as_ref().unwrap();
         assert_eq!(a.secret_id, "prod/db");
@@ -283,8 +293,14 @@ mod tests {
             "an empty session name takes the template"
         );
 
-        let g = payload.secrets["G"].gitlab_secrets_manager.as_ref().unwrap();
-        assert_eq!(g.server.url, "$URL", "gitlab_secrets_manager is never expanded");
+        let g = payload.secrets["G"]
+            .gitlab_secrets_manager
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            g.server.url, "$URL",
+            "gitlab_secrets_manager is never expanded"
+        );
         assert_eq!(g.path, "$P");
     }
 

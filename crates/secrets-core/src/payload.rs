@@ -622,19 +622,23 @@ mod tests {
         // GitLab sends the seven AWS per-secret keys with null; so do we.
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert!(value["secrets"]["API_KEY"]["aws_secrets_manager"]["version_id"].is_null());
-        assert!(value["secrets"]["API_KEY"]["aws_secrets_manager"]
-            .as_object()
-            .unwrap()
-            .contains_key("version_id"));
+        assert!(
+            value["secrets"]["API_KEY"]["aws_secrets_manager"]
+                .as_object()
+                .unwrap()
+                .contains_key("version_id")
+        );
     }
 
     #[test]
     fn missing_or_null_secrets_mean_none() {
         assert!(JobPayload::from_json("{}").unwrap().secrets.is_empty());
-        assert!(JobPayload::from_json(r#"{"secrets": null, "variables": null}"#)
-            .unwrap()
-            .secrets
-            .is_empty());
+        assert!(
+            JobPayload::from_json(r#"{"secrets": null, "variables": null}"#)
+                .unwrap()
+                .secrets
+                .is_empty()
+        );
     }
 
     #[test]

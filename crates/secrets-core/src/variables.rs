@@ -118,7 +118,10 @@ impl Variables {
         if let Some(dir) = &self.file_dir {
             return dir.clone();
         }
-        if let Some(dir) = self.plain("RUNNER_TEMP_PROJECT_DIR").filter(|d| !d.is_empty()) {
+        if let Some(dir) = self
+            .plain("RUNNER_TEMP_PROJECT_DIR")
+            .filter(|d| !d.is_empty())
+        {
             return PathBuf::from(dir);
         }
         let project = self.plain("CI_PROJECT_DIR").unwrap_or_default();
