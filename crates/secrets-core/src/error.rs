@@ -158,6 +158,14 @@ impl Error {
         self
     }
 
+    /// Sets the reference only when none is set yet.
+    pub fn or_reference(mut self, reference: &str) -> Self {
+        if self.reference.is_none() {
+            self.reference = Some(reference.to_owned());
+        }
+        self
+    }
+
     /// What went wrong.
     pub fn kind(&self) -> ErrorKind {
         self.kind

@@ -481,7 +481,35 @@ impl CiJob {
         };
         let provider = providers[0];
         let at = format!("{location}:{provider}");
-        let body = &entry[provider];
+        self.normalise_provider(
+            provider,
+            &entry[provider],
+            token,
+            file,
+            setting,
+            &location,
+            &at,
+        )
+        .map_err(|e| e.or_variable(variable).or_reference(&at))
+    }
+
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site, all parts of one entry"
+    )]
+    fn normalise_provider(
+        &self,
+        provider: &str,
+        body: &Value,
+        token: Option<String>,
+        file: Option<bool>,
+        setting: &dyn Fn(&str) -> Option<String>,
+        location: &str,
+        at: &str,
+    ) -> Result<Secret, Error> {
+        let spec_err = |at: &str, m: String| {
+            Error::new(ErrorKind::InvalidSpec, m).with_reference(at.to_owned())
+        };
         let mut secret = Secret {
             file,
             token: token.clone(),
@@ -489,26 +517,23 @@ impl CiJob {
         };
         match provider {
             "vault" => {
-                let mut vault = parse_vault(body).map_err(|m| spec_err(&at, m))?;
-                vault.server = self
-                    .vault_server(token.as_deref(), setting)
-                    .map_err(|e| e.with_variable(variable))?;
+                let mut vault = parse_vault(body).map_err(|m| spec_err(at, m))?;
+                vault.server = self.vault_server(token.as_deref(), setting)?;
                 secret.vault = Some(vault);
             }
             "aws_secrets_manager" => {
-                let mut aws = parse_aws(body).map_err(|m| spec_err(&at, m))?;
-                aws.server =
-                    aws_server(token.as_deref(), setting).map_err(|e| e.with_variable(variable))?;
+                let mut aws = parse_aws(body).map_err(|m| spec_err(at, m))?;
+                aws.server = aws_server(token.as_deref(), setting)?;
                 secret.aws_secrets_manager = Some(aws);
             }
             "gcp_secret_manager" => {
                 let Some(token) = token.clone() else {
                     return Err(spec_err(
-                        &location,
+                        location,
                         "token is required with gcp secrets manager".into(),
                     ));
                 };
-                let (name, version) = parse_gcp(body).map_err(|m| spec_err(&at, m))?;
+                let (name, version) = parse_gcp(body).map_err(|m| spec_err(at, m))?;
                 let server = GcpServer {
                     project_number: gate(setting, "GCP_PROJECT_NUMBER", GCP_GATE)?,
                     workload_identity_federation_pool_id: gate(
@@ -530,7 +555,7 @@ impl CiJob {
                 });
             }
             "azure_key_vault" => {
-                let (name, version) = parse_azure(body).map_err(|m| spec_err(&at, m))?;
+                let (name, version) = parse_azure(body).map_err(|m| spec_err(at, m))?;
                 let server = AzureServer {
                     url: gate(setting, "AZURE_KEY_VAULT_SERVER_URL", AZURE_GATE)?,
                     client_id: gate(setting, "AZURE_CLIENT_ID", AZURE_GATE)?,
@@ -545,7 +570,7 @@ impl CiJob {
             }
             "akeyless" => {
                 if !body.is_object() {
-                    return Err(spec_err(&at, "config should be a hash".into()));
+                    return Err(spec_err(at, "config should be a hash".into()));
                 }
                 gate(setting, "AKEYLESS_ACCESS_ID", &["AKEYLESS_ACCESS_ID"])?;
                 // Current runners have no Akeyless resolver: the secret reaches them with no
@@ -557,7 +582,6 @@ impl CiJob {
                     ErrorKind::InvalidConfig,
                     "gitlab_secrets_manager secrets are built by GitLab itself (it mints the OpenBao login)",
                 )
-                .with_variable(variable)
                 .with_reference(at)
                 .with_fix("resolve the job payload GitLab sends (`ci-secrets resolve --job-payload`) instead"));
             }

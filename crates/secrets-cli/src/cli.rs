@@ -1,0 +1,189 @@
+//! Command-line definitions.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+const AFTER_HELP: &str = "\
+Examples:
+  # Resolve a job's secrets from .gitlab-ci.yml (settings and ID tokens from the environment)
+  ci-secrets resolve --ci-config .gitlab-ci.yml --job deploy --format shell
+
+  # Resolve exactly what GitLab sends a runner
+  ci-secrets resolve --job-payload job.json --format json
+
+  # Run a command with the secrets in its environment; files are removed when it exits
+  ci-secrets exec --ci-config .gitlab-ci.yml --job deploy -- ./deploy.sh
+
+  # Validate and show the plan, offline
+  ci-secrets check --ci-config .gitlab-ci.yml
+
+  # Explain an ID token (never printed) against a Vault role or an AWS trust policy
+  ci-secrets doctor --token-var VAULT_ID_TOKEN --vault-role ci
+
+Exit codes:
+  0  success
+  2  bad input or configuration (malformed spec, unknown job, missing setting,
+     empty or expired token); nothing was asked of a provider for those secrets
+  3  a provider refused (login, permission, not found) or did not answer
+  70 internal error
+
+Logs go to stderr and never contain values or tokens; -v adds detail, CI_SECRETS_LOG
+takes a tracing filter.";
+
+/// Resolve GitLab CI `secrets:` (HashiCorp Vault / OpenBao, AWS Secrets Manager) for any job
+/// script, exactly as GitLab Runner does, with one login per identity and batched reads.
+#[derive(Debug, Parser)]
+#[command(name = "ci-secrets", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// More detail on stderr (-v debug, -vv trace, -vvv dependencies too).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only warnings and errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Resolve the secrets and print them as variables.
+    Resolve(ResolveArgs),
+    /// Resolve the secrets and run a command with them in its environment.
+    Exec(ExecArgs),
+    /// Validate the secrets and print the plan, offline: no request, no value.
+    Check(CheckArgs),
+    /// Decode an ID token and say what a Vault role or AWS trust policy must match.
+    Doctor(DoctorArgs),
+}
+
+/// Where the secrets come from.
+#[derive(Debug, Clone, Args)]
+pub struct InputArgs {
+    /// A GitLab job payload (JSON with `secrets` and `variables`); `-` for stdin.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["ci_config", "job"], required_unless_present = "ci_config")]
+    pub job_payload: Option<PathBuf>,
+    /// A `.gitlab-ci.yml`; provider settings and ID tokens come from its variables and the
+    /// environment (the environment wins).
+    #[arg(long, value_name = "FILE")]
+    pub ci_config: Option<PathBuf>,
+    /// The job in `--ci-config`.
+    #[arg(long, value_name = "NAME")]
+    pub job: Option<String>,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// `KEY=value` lines; values with spaces, quotes, `$`, `#` or newlines are double-quoted
+    /// with `\\`, `\"`, `\$` and `\n` escapes.
+    Dotenv,
+    /// `export KEY='value'` lines for `eval` or `source`.
+    Shell,
+    /// `{"variables": [...], "report": {...}}`.
+    Json,
+    /// GitHub Actions: `::add-mask::` lines on stdout; `KEY<<DELIM` blocks appended to
+    /// `$GITHUB_ENV` (or printed when it is unset).
+    Github,
+}
+
+/// `resolve`
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "dotenv")]
+    pub format: Format,
+    /// Write the output to this file (created 0600) instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Directory for file-type variables (created 0700 when missing); default: a fresh
+    /// private directory, kept, whose path is printed on stderr.
+    #[arg(long, value_name = "DIR")]
+    pub files_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub tuning: TuningArgs,
+}
+
+/// `exec`
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub tuning: TuningArgs,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// `check`
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// A GitLab job payload (JSON); `-` for stdin.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["ci_config", "job"], required_unless_present = "ci_config")]
+    pub job_payload: Option<PathBuf>,
+    /// A `.gitlab-ci.yml`.
+    #[arg(long, value_name = "FILE")]
+    pub ci_config: Option<PathBuf>,
+    /// The job to check; every job with `secrets:` when omitted.
+    #[arg(long, value_name = "NAME")]
+    pub job: Option<String>,
+    /// `text` or `json` (the normalised payload under `payload`).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: CheckFormat,
+}
+
+/// Formats of `check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    /// Human-readable plan.
+    Text,
+    /// Payload and plan as JSON.
+    Json,
+}
+
+/// `doctor`
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The environment variable holding the token; without it the token is read from stdin.
+    #[arg(long, value_name = "NAME")]
+    pub token_var: Option<String>,
+    /// Show the bound claims a Vault JWT role needs to admit this token.
+    #[arg(long, value_name = "ROLE")]
+    pub vault_role: Option<String>,
+    /// Show the trust policy an AWS role needs to admit this token.
+    #[arg(long, value_name = "ARN")]
+    pub aws_role_arn: Option<String>,
+    /// `text` or `json`.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: CheckFormat,
+}
+
+/// Timeouts and limits.
+#[derive(Debug, Clone, Args)]
+pub struct TuningArgs {
+    /// Seconds a single HTTP request may take.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub request_timeout: u64,
+    /// Seconds the whole resolution may take.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub deadline: u64,
+    /// Requests in flight per server at most.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub max_concurrency: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

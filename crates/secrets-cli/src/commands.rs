@@ -1,0 +1,492 @@
+//! The subcommands.
+
+use crate::cli::{CheckArgs, CheckFormat, Command, DoctorArgs, ExecArgs, ResolveArgs, TuningArgs};
+use crate::env::ProcessEnv;
+use crate::exit;
+use crate::input::{self, CliError};
+use crate::output::{self, Delivered};
+use auth_oidc::{IdToken, SystemClock};
+use secrets_core::JobPayload;
+use secrets_core::materialise::SecretFiles;
+use secrets_resolver::{Plan, Report, Resolution, ResolveFailure, ResolveOptions, Resolver};
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// Runs a subcommand; returns the exit code.
+pub async fn run(command: Command, env: &ProcessEnv) -> u8 {
+    let result = match command {
+        Command::Resolve(args) => resolve(args, env).await,
+        Command::Exec(args) => exec(args, env).await,
+        Command::Check(args) => check(args, env),
+        Command::Doctor(args) => doctor(args, env),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {}", err.message);
+            err.code
+        }
+    }
+}
+
+fn build_resolver(payload: &JobPayload, tuning: &TuningArgs) -> Result<Resolver, CliError> {
+    let mut options = ResolveOptions::from_job_variables(&payload.variables);
+    options.request_timeout = Duration::from_secs(tuning.request_timeout.max(1));
+    options.deadline = Duration::from_secs(tuning.deadline.max(1));
+    options.max_concurrency = tuning.max_concurrency.max(1);
+    let builder = Resolver::builder()
+        .with_default_providers()
+        .map_err(|e| CliError::config(e.to_string()))?;
+    Ok(builder.with_options(options).build())
+}
+
+async fn resolve_or_report(
+    payload: &JobPayload,
+    tuning: &TuningArgs,
+) -> Result<Resolution, CliError> {
+    let resolver = build_resolver(payload, tuning)?;
+    match resolver.resolve_payload(payload).await {
+        Ok(resolution) => {
+            summarise(&resolution.report);
+            Ok(resolution)
+        }
+        Err(failure) => Err(failure_error(&failure)),
+    }
+}
+
+fn failure_error(failure: &ResolveFailure) -> CliError {
+    for warning in &failure.report.warnings {
+        warn!("{warning}");
+    }
+    CliError {
+        code: if failure.is_configuration_problem() {
+            exit::CONFIG
+        } else {
+            exit::PROVIDER
+        },
+        message: format!("{failure}\n{}", requests_line(&failure.report)),
+    }
+}
+
+fn requests_line(report: &Report) -> String {
+    let requests: Vec<_> = report
+        .requests
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    format!(
+        "requests: {} in {} ms",
+        if requests.is_empty() {
+            "none".to_owned()
+        } else {
+            requests.join(" ")
+        },
+        report.duration_ms
+    )
+}
+
+fn summarise(report: &Report) {
+    for warning in &report.warnings {
+        warn!("{warning}");
+    }
+    info!(
+        "Resolved {} secrets; {}",
+        report.secrets.len(),
+        requests_line(report)
+    );
+}
+
+/// Writes file variables into `files` and returns every variable as delivered.
+fn deliver(
+    resolution: &Resolution,
+    files: &mut Option<SecretFiles>,
+    files_dir: Option<&Path>,
+) -> Result<Vec<Delivered>, CliError> {
+    let mut out = Vec::with_capacity(resolution.variables.len());
+    for var in &resolution.variables {
+        let value = if var.file {
+            if files.is_none() {
+                *files = Some(match files_dir {
+                    Some(dir) => SecretFiles::in_dir(dir)?,
+                    None => SecretFiles::create()?,
+                });
+            }
+            let sink = files
+                .as_mut()
+                .unwrap_or_else(|| unreachable!("just created"));
+            sink.write(&var.key, &var.value)?.display().to_string()
+        } else {
+            var.value.expose().to_owned()
+        };
+        out.push(Delivered {
+            key: var.key.clone(),
+            value,
+            file: var.file,
+            masked: var.masked,
+            raw: var.raw,
+            secret: var.value.expose().to_owned(),
+        });
+    }
+    Ok(out)
+}
+
+async fn resolve(args: ResolveArgs, env: &ProcessEnv) -> Result<u8, CliError> {
+    let payload = input::load(&args.input, env)?;
+    let resolution = resolve_or_report(&payload, &args.tuning).await?;
+    let mut files = None;
+    let delivered = deliver(&resolution, &mut files, args.files_dir.as_deref())?;
+    let rendered = output::render(args.format, &delivered, &resolution.report);
+    if let Some(env_part) = &rendered.github_env {
+        match (&args.output, env.get("GITHUB_ENV")) {
+            (None, Some(github_env)) => append_file(Path::new(github_env), env_part)?,
+            (Some(path), _) => write_private(path, &format!("{}{env_part}", rendered.main))?,
+            (None, None) => print!("{}{env_part}", rendered.main),
+        }
+        if args.output.is_none() && env.get("GITHUB_ENV").is_some() {
+            print!("{}", rendered.main);
+        }
+    } else {
+        match &args.output {
+            Some(path) => write_private(path, &rendered.main)?,
+            None => print!("{}", rendered.main),
+        }
+    }
+    if let Some(files) = files {
+        let dir = files.keep();
+        info!("File variables are in {}", dir.display());
+    }
+    Ok(exit::OK)
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), CliError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(CliError::config(format!(
+            "{} is a symlink; refusing to follow it",
+            path.display()
+        )));
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(path)
+        .map_err(|e| CliError::config(format!("writing {}: {e}", path.display())))?;
+    file.write_all(text.as_bytes())
+        .map_err(|e| CliError::internal(format!("writing {}: {e}", path.display())))
+}
+
+fn append_file(path: &Path, text: &str) -> Result<(), CliError> {
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|e| CliError::config(format!("appending to {}: {e}", path.display())))?;
+    file.write_all(text.as_bytes())
+        .map_err(|e| CliError::internal(format!("appending to {}: {e}", path.display())))
+}
+
+async fn exec(args: ExecArgs, env: &ProcessEnv) -> Result<u8, CliError> {
+    let payload = input::load(&args.input, env)?;
+    let resolution = resolve_or_report(&payload, &args.tuning).await?;
+    let mut files = None;
+    let delivered = deliver(&resolution, &mut files, None)?;
+    drop(resolution);
+    let (program, rest) = args
+        .command
+        .split_first()
+        .ok_or_else(|| CliError::config("give the command to run after --"))?;
+    let mut command = tokio::process::Command::new(program);
+    command.args(rest);
+    for var in &delivered {
+        command.env(&var.key, &var.value);
+    }
+    let code = crate::commands::supervise(command, program).await;
+    if let Some(files) = files {
+        files.cleanup();
+    }
+    code
+}
+
+/// Runs the child, forwarding SIGINT, SIGTERM and SIGHUP to it, and returns its exit code
+/// (128 + signal when it was killed).
+pub async fn supervise(
+    mut command: tokio::process::Command,
+    program: &str,
+) -> Result<u8, CliError> {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    use tokio::signal::unix::{SignalKind, signal};
+
+    let mut child = command
+        .spawn()
+        .map_err(|e| CliError::config(format!("starting {program}: {e}")))?;
+    let pid = child.id().map(|id| Pid::from_raw(id as i32));
+    let listen =
+        |kind| signal(kind).map_err(|e| CliError::internal(format!("listening for signals: {e}")));
+    let (mut int, mut term, mut hup) = (
+        listen(SignalKind::interrupt())?,
+        listen(SignalKind::terminate())?,
+        listen(SignalKind::hangup())?,
+    );
+    let status = loop {
+        let forward = tokio::select! {
+            status = child.wait() => break status,
+            _ = int.recv() => Signal::SIGINT,
+            _ = term.recv() => Signal::SIGTERM,
+            _ = hup.recv() => Signal::SIGHUP,
+        };
+        if let Some(pid) = pid {
+            let _ = kill(pid, forward);
+        }
+    };
+    let status = status.map_err(|e| CliError::internal(format!("waiting for {program}: {e}")))?;
+    use std::os::unix::process::ExitStatusExt;
+    Ok(match (status.code(), status.signal()) {
+        (Some(code), _) => code.clamp(0, 255) as u8,
+        (None, Some(signal)) => (128 + signal).clamp(0, 255) as u8,
+        (None, None) => exit::INTERNAL,
+    })
+}
+
+fn check(args: CheckArgs, env: &ProcessEnv) -> Result<u8, CliError> {
+    let mut jobs: Vec<(String, JobPayload)> = Vec::new();
+    let mut problems = Vec::new();
+    if let Some(path) = &args.job_payload {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CliError::config(format!("reading {}: {e}", path.display())))?;
+        jobs.push((
+            "payload".to_owned(),
+            input::parse_payload(&text, &path.display().to_string())?,
+        ));
+    } else if let Some(path) = &args.ci_config {
+        let config = input::read_ci_config(path)?;
+        let names: Vec<String> = match &args.job {
+            Some(job) => vec![job.clone()],
+            None => config.job_names().into_iter().map(str::to_owned).collect(),
+        };
+        for name in names {
+            let job = match config.job(&name) {
+                Ok(job) => job,
+                Err(e) => {
+                    problems.push(format!("{}: {e}", path.display()));
+                    continue;
+                }
+            };
+            if args.job.is_none() && !job.has_secrets() {
+                continue;
+            }
+            match input::job_payload(&job, env) {
+                Ok(payload) => jobs.push((name, payload)),
+                Err(e) => problems.push(format!("{}: {}", path.display(), e.message)),
+            }
+        }
+    }
+    let reports: Vec<serde_json::Value> = jobs
+        .iter()
+        .map(|(name, payload)| {
+            let plan = Plan::of(&payload.secrets);
+            let warnings = token_warnings(payload);
+            serde_json::json!({"job": name, "payload": {"secrets": payload.secrets}, "plan": plan, "warnings": warnings})
+        })
+        .collect();
+    match args.format {
+        CheckFormat::Json => {
+            let doc = if args.job.is_some() || args.job_payload.is_some() {
+                let mut one = reports.into_iter().next().unwrap_or_default();
+                one["problems"] = serde_json::json!(problems);
+                one
+            } else {
+                serde_json::json!({"jobs": reports, "problems": problems})
+            };
+            println!("{doc:#}");
+        }
+        CheckFormat::Text => {
+            for (report, (name, payload)) in reports.iter().zip(&jobs) {
+                let plan = Plan::of(&payload.secrets);
+                println!(
+                    "job {name}: {} secrets, {} logins, {} reads, {} batches",
+                    plan.secrets, plan.logins, plan.reads, plan.batches
+                );
+                for identity in &plan.identities {
+                    println!(
+                        "  {} {}: {} (logins {}, reads {}, batches {})",
+                        identity.provider,
+                        identity.identity,
+                        identity.variables.join(", "),
+                        identity.logins,
+                        identity.reads,
+                        identity.batches
+                    );
+                }
+                for skipped in &plan.skipped {
+                    println!("  skipped {skipped}: no resolver handles it");
+                }
+                for warning in report["warnings"].as_array().into_iter().flatten() {
+                    println!("  warning: {}", warning.as_str().unwrap_or_default());
+                }
+            }
+            for problem in &problems {
+                eprintln!("error: {problem}");
+            }
+        }
+    }
+    Ok(if problems.is_empty() {
+        exit::OK
+    } else {
+        exit::CONFIG
+    })
+}
+
+/// Token references whose variable is not defined: the login would send an empty token.
+fn token_warnings(payload: &JobPayload) -> Vec<String> {
+    let vars = secrets_core::Variables::new(payload.variables.clone());
+    let mut out = Vec::new();
+    for (key, secret) in &payload.secrets {
+        let reference = if let Some(v) = &secret.vault {
+            v.server.auth.data_str("jwt")
+        } else {
+            secret.aws_secrets_manager.as_ref().and_then(|a| {
+                let role = secrets_core::payload::non_empty(&a.role_arn)
+                    .or(secrets_core::payload::non_empty(&a.server.role_arn));
+                role.map(|_| a.server.jwt.clone())
+            })
+        };
+        let Some(reference) = reference else { continue };
+        if vars.expand(&reference).is_empty() {
+            out.push(format!(
+                "{key}: the token {reference} expands to nothing here; define the ID token (id_tokens: in GitLab, or the variable in this environment)"
+            ));
+        }
+    }
+    out
+}
+
+fn doctor(args: DoctorArgs, env: &ProcessEnv) -> Result<u8, CliError> {
+    let raw = match &args.token_var {
+        Some(name) => env
+            .get(name)
+            .map(str::to_owned)
+            .ok_or_else(|| CliError::config(format!("{name} is not set in the environment")))?,
+        None => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .map_err(|e| CliError::config(format!("reading the token from stdin: {e}")))?;
+            text
+        }
+    };
+    let origin = args.token_var.as_deref().unwrap_or("stdin");
+    let token = IdToken::parse(&raw).map_err(|e| CliError::config(format!("{origin}: {e}")))?;
+    let claims = token.claims();
+    let remaining = token.remaining_secs(&SystemClock);
+    let expired = token
+        .check_times(&SystemClock, 0)
+        .err()
+        .map(|e| e.to_string());
+    let claim = |name: &str| claims.get_str(name).unwrap_or_else(|| "(none)".to_owned());
+    let issuer_host = claims
+        .iss
+        .as_deref()
+        .map(|iss| {
+            iss.trim_start_matches("https://")
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_owned()
+        })
+        .unwrap_or_default();
+
+    let mut vault_hint = None;
+    if let Some(role) = &args.vault_role {
+        let bound: serde_json::Map<String, serde_json::Value> =
+            ["project_path", "ref", "ref_type", "ref_protected"]
+                .into_iter()
+                .filter_map(|k| claims.get_str(k).map(|v| (k.to_owned(), v.into())))
+                .collect();
+        vault_hint = Some(serde_json::json!({
+            "role": role,
+            "bound_audiences": claims.aud.as_ref().map(|a| a.as_slice().to_vec()).unwrap_or_default(),
+            "bound_claims_type": "glob",
+            "bound_claims": bound,
+            "bound_issuer": claims.iss,
+        }));
+    }
+    let mut aws_hint = None;
+    if let Some(arn) = &args.aws_role_arn {
+        let account = arn.split(':').nth(4).unwrap_or("ACCOUNT");
+        aws_hint = Some(serde_json::json!({
+            "role_arn": arn,
+            "Principal": {"Federated": format!("arn:aws:iam::{account}:oidc-provider/{issuer_host}")},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"StringEquals": {
+                format!("{issuer_host}:aud"): claim("aud"),
+                format!("{issuer_host}:sub"): claim("sub"),
+            }},
+        }));
+    }
+    match args.format {
+        CheckFormat::Json => {
+            let doc = serde_json::json!({
+                "source": origin, "algorithm": token.algorithm(),
+                "iss": claims.iss, "aud": claim("aud"), "sub": claims.sub, "exp": claims.exp,
+                "remaining_secs": remaining, "expired": expired,
+                "project_path": claims.get_str("project_path"), "ref": claims.get_str("ref"),
+                "ref_type": claims.get_str("ref_type"), "ref_protected": claims.get_str("ref_protected"),
+                "vault_role": vault_hint, "aws_trust_policy": aws_hint,
+            });
+            println!("{doc:#}");
+        }
+        CheckFormat::Text => {
+            println!(
+                "token from {origin} ({}; the token itself is not shown)",
+                token.algorithm()
+            );
+            println!("  iss            {}", claim("iss"));
+            println!("  aud            {}", claim("aud"));
+            println!("  sub            {}", claim("sub"));
+            for name in [
+                "project_path",
+                "project_id",
+                "namespace_path",
+                "ref",
+                "ref_type",
+                "ref_protected",
+                "pipeline_source",
+                "job_id",
+            ] {
+                if let Some(value) = claims.get_str(name) {
+                    println!("  {name:<14} {value}");
+                }
+            }
+            match (remaining, &expired) {
+                (_, Some(problem)) => println!("  expiry         {problem}"),
+                (Some(secs), None) => {
+                    println!("  expiry         in {secs}s (exp {})", claim("exp"))
+                }
+                (None, None) => println!("  expiry         (no exp claim)"),
+            }
+            if let Some(hint) = &vault_hint {
+                println!(
+                    "\nA Vault JWT role admits this token when (bound_claims_type=glob):\n{hint:#}"
+                );
+                println!(
+                    "Vault 1.17+ refuses tokens whose aud is not in bound_audiences (HTTP 400 on login)."
+                );
+            }
+            if let Some(hint) = &aws_hint {
+                println!("\nAn AWS role trust policy admits this token with:\n{hint:#}");
+                println!(
+                    "STS refuses (AccessDenied) when the OIDC provider, aud or sub do not match."
+                );
+            }
+        }
+    }
+    Ok(if expired.is_some() {
+        exit::CONFIG
+    } else {
+        exit::OK
+    })
+}

@@ -1,0 +1,145 @@
+//! Loading the secrets: a job payload, or a `.gitlab-ci.yml` job normalised as GitLab does.
+
+use crate::cli::InputArgs;
+use crate::env::ProcessEnv;
+use crate::exit;
+use secrets_core::gitlab_ci::{CiConfig, CiJob};
+use secrets_core::{JobPayload, JobVariable};
+use std::io::Read;
+use std::path::Path;
+
+/// A failure that ends the command with an exit code and a message for stderr.
+#[derive(Debug)]
+pub struct CliError {
+    /// The exit code.
+    pub code: u8,
+    /// The message, one problem a line.
+    pub message: String,
+}
+
+impl CliError {
+    /// Bad input or configuration (exit 2).
+    pub fn config(message: impl Into<String>) -> Self {
+        Self {
+            code: exit::CONFIG,
+            message: message.into(),
+        }
+    }
+
+    /// The tool itself failed (exit 70).
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self {
+            code: exit::INTERNAL,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<secrets_core::Error> for CliError {
+    fn from(err: secrets_core::Error) -> Self {
+        Self::config(err.to_string())
+    }
+}
+
+fn read_input(path: &Path) -> Result<String, CliError> {
+    if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| CliError::config(format!("reading stdin: {e}")))?;
+        return Ok(text);
+    }
+    std::fs::read_to_string(path)
+        .map_err(|e| CliError::config(format!("reading {}: {e}", path.display())))
+}
+
+/// Parses a job payload, reporting only the position of a JSON error: the payload holds
+/// variable values, and serde's messages can quote them.
+pub fn parse_payload(text: &str, origin: &str) -> Result<JobPayload, CliError> {
+    JobPayload::from_json(text).map_err(|e| {
+        CliError::config(format!(
+            "{origin}: the job payload is not valid ({:?} error at line {} column {}); expected GitLab's job JSON with `secrets` and `variables`",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
+/// Reads and parses a `.gitlab-ci.yml`.
+pub fn read_ci_config(path: &Path) -> Result<CiConfig, CliError> {
+    let text = read_input(path)?;
+    CiConfig::from_yaml(&text).map_err(|e| CliError::config(format!("{}: {e}", path.display())))
+}
+
+/// The payload for `--job-payload`, or for `--ci-config` + `--job`.
+pub fn load(input: &InputArgs, env: &ProcessEnv) -> Result<JobPayload, CliError> {
+    if let Some(path) = &input.job_payload {
+        let text = read_input(path)?;
+        return parse_payload(&text, &path.display().to_string());
+    }
+    let Some(path) = &input.ci_config else {
+        return Err(CliError::config(
+            "give --job-payload FILE, or --ci-config FILE with --job NAME",
+        ));
+    };
+    let config = read_ci_config(path)?;
+    let Some(name) = &input.job else {
+        let with_secrets: Vec<_> = config
+            .job_names()
+            .into_iter()
+            .filter(|n| config.job(n).is_ok_and(|j| j.has_secrets()))
+            .collect();
+        return Err(CliError::config(format!(
+            "--job is required with --ci-config; jobs with secrets: {}",
+            with_secrets.join(", ")
+        )));
+    };
+    let job = config
+        .job(name)
+        .map_err(|e| CliError::config(format!("{}: {e}", path.display())))?;
+    job_payload(&job, env).map_err(|e| CliError {
+        code: e.code,
+        message: format!("{}: {}", path.display(), e.message),
+    })
+}
+
+/// The payload GitLab would send for `job`: provider settings from the job's variables and the
+/// environment (the environment wins), and the variables the job would see.
+pub fn job_payload(job: &CiJob, env: &ProcessEnv) -> Result<JobPayload, CliError> {
+    let setting = |name: &str| {
+        env.get(name).map(str::to_owned).or_else(|| {
+            job.variables()
+                .iter()
+                .rev()
+                .find(|v| v.key == name)
+                .map(|v| v.value.clone())
+        })
+    };
+    let secrets = job.secrets_payload(&setting).map_err(|errors| {
+        CliError::config(
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })?;
+    let mut variables: Vec<JobVariable> = job
+        .variables()
+        .iter()
+        .map(|v| JobVariable {
+            key: v.key.clone(),
+            value: v.value.clone(),
+            public: true,
+            raw: !v.expand,
+            ..JobVariable::default()
+        })
+        .collect();
+    variables.extend(env.iter().map(|(k, v)| JobVariable {
+        key: k.to_owned(),
+        value: v.to_owned(),
+        ..JobVariable::default()
+    }));
+    Ok(JobPayload { secrets, variables })
+}
