@@ -6,7 +6,7 @@ use predicates::prelude::*;
 use std::path::{Path, PathBuf};
 
 fn seeds() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../secrets-core/tests/fixtures/seeds")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/gitlab-ci")
 }
 
 fn cli() -> Command {
@@ -85,7 +85,10 @@ fn check_json_has_the_payload_gitlab_would_send() {
 fn check_reports_the_seed_mistake_with_its_fix() {
     cli()
         .args(["check", "--ci-config"])
-        .arg(seeds().join("vault-file-false.yml"))
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../secrets-core/tests/fixtures/seed-002-id-tokens-under-secrets.yml"),
+        )
         .assert()
         .code(2)
         .stderr(predicate::str::contains(

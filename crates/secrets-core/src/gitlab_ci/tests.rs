@@ -4,10 +4,15 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+/// The seed documents' jobs, as the demo runs them (`examples/gitlab-ci/`), or a test fixture.
 fn fixture(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/seeds")
-        .join(name);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let example = root.join("../../examples/gitlab-ci").join(name);
+    let path = if example.exists() {
+        example
+    } else {
+        root.join("tests/fixtures").join(name)
+    };
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -183,7 +188,11 @@ fn seed_vault_generic_engine_uses_the_first_id_token() {
 
 #[test]
 fn seed_vault_id_tokens_under_secrets_is_refused_with_a_fix() {
-    let errors = payload_of(&fixture("vault-file-false.yml"), "job_using_vault").unwrap_err();
+    let errors = payload_of(
+        &fixture("seed-002-id-tokens-under-secrets.yml"),
+        "job_using_vault",
+    )
+    .unwrap_err();
     assert_eq!(errors.len(), 1, "{errors:?}");
     let text = errors[0].to_string();
     assert!(
@@ -194,6 +203,44 @@ fn seed_vault_id_tokens_under_secrets_is_refused_with_a_fix() {
         text.contains("move `id_tokens:` out of `secrets:`"),
         "{text}"
     );
+}
+
+#[test]
+fn seed_vault_file_false_fixed() {
+    assert_eq!(
+        payload_of(&fixture("vault-file-false.yml"), "job_using_vault").unwrap(),
+        json!({"DATABASE_PASSWORD": {
+            "vault": {"server": vault_server("$VAULT_ID_TOKEN"),
+                      "engine": {"name": "kv-v2", "path": "ops"}, "path": "production/db", "field": "password"},
+            "file": false, "token": "$VAULT_ID_TOKEN"}})
+    );
+}
+
+#[test]
+fn every_example_normalises() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/gitlab-ci");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let config = CiConfig::from_yaml(&text).unwrap();
+        for job in config.job_names() {
+            let job = config.job(job).unwrap();
+            let vars: HashMap<_, _> = job
+                .variables()
+                .iter()
+                .map(|v| (v.key.clone(), v.value.clone()))
+                .collect();
+            let secrets = job
+                .secrets_payload(&|n| vars.get(n).cloned())
+                .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
+            seen += secrets.len();
+        }
+    }
+    assert!(seen >= 15, "examples hold the seed jobs ({seen} secrets)");
 }
 
 #[test]
