@@ -1,1 +1,98 @@
-fn main() {}
+//! `cargo xtask`: the one entry point for repository chores.
+//!
+//! - `cargo xtask services up|down|status`: OpenBao, LocalStack and a local OIDC issuer on
+//!   loopback, seeded as `docs/e2e-fixtures.md` says.
+//! - `cargo xtask e2e`: services up, the `tests/e2e_*.rs` suites, services down.
+//! - `cargo xtask test`: everything CI runs, in order, failing fast.
+//!
+//! See `docs/testing.md`.
+
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line tool: progress and results are its output"
+)]
+
+mod ci;
+mod install;
+mod issuer;
+mod paths;
+mod procs;
+mod seed_vault;
+mod services;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use paths::Paths;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Repository chores for ci-secrets",
+    version
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start, stop or inspect the end-to-end services (OpenBao, LocalStack, OIDC issuer).
+    Services {
+        #[command(subcommand)]
+        action: ServicesAction,
+    },
+    /// Run the end-to-end tests (`tests/e2e_*.rs`); starts the services and stops them after,
+    /// unless they were already up.
+    E2e,
+    /// Run everything CI runs, in order, stopping at the first failure.
+    Test,
+    /// Serve the local OIDC issuer in the foreground (started by `services up`).
+    #[command(hide = true)]
+    IssuerServe {
+        /// Loopback port to listen on.
+        #[arg(long)]
+        port: u16,
+        /// The PKCS#8 PEM private key to publish and sign with.
+        #[arg(long)]
+        key: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ServicesAction {
+    /// Install (once), start, wait for, and seed the services; write the env file.
+    Up,
+    /// Stop the recorded processes and remove the env file.
+    Down,
+    /// Report each service.
+    Status,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let paths = Paths::discover()?;
+    match cli.command {
+        Command::Services { action } => match action {
+            ServicesAction::Up => services::up(&paths).map(drop),
+            ServicesAction::Down => services::down(&paths),
+            ServicesAction::Status => services::status(&paths),
+        },
+        Command::E2e => ci::e2e(&paths),
+        Command::Test => ci::test(&paths),
+        Command::IssuerServe { port, key } => issuer::serve(port, &key),
+    }
+}

@@ -15,7 +15,10 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_unix(&self) -> i64 {
-        #[allow(clippy::disallowed_methods, reason = "the one place that reads the clock")]
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the one place that reads the clock"
+        )]
         let now = SystemTime::now();
         now.duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)

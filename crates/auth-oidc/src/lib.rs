@@ -6,6 +6,9 @@
 //! token's `aud` and `sub`. The token itself is never printed.
 
 mod clock;
+/// Test support: a local OIDC issuer, a token minter and the e2e fixtures (feature `testing`).
+#[cfg(feature = "testing")]
+pub mod testing;
 mod token;
 
 pub use clock::{Clock, FixedClock, SystemClock};

@@ -157,8 +157,10 @@ impl IdToken {
         }
         let header = jsonwebtoken::decode_header(raw)
             .map_err(|_| TokenError::Malformed("the header is not base64url-encoded JSON"))?;
-        let claims = jsonwebtoken::dangerous::insecure_decode_claims::<Claims>(raw)
-            .map_err(|_| TokenError::Malformed("the claims are not a base64url-encoded JSON object"))?;
+        let claims =
+            jsonwebtoken::dangerous::insecure_decode_claims::<Claims>(raw).map_err(|_| {
+                TokenError::Malformed("the claims are not a base64url-encoded JSON object")
+            })?;
         Ok(Self {
             raw: SecretString::from(raw.to_owned()),
             claims,
@@ -253,7 +255,10 @@ mod tests {
         let t = IdToken::parse_and_check(&token(CLAIMS), &FixedClock(1500)).unwrap();
         let c = t.claims();
         assert_eq!(c.iss.as_deref(), Some("https://gitlab.example.com"));
-        assert_eq!(c.aud.as_ref().unwrap().as_slice(), ["https://vault.example.com"]);
+        assert_eq!(
+            c.aud.as_ref().unwrap().as_slice(),
+            ["https://vault.example.com"]
+        );
         assert_eq!(c.project_path().as_deref(), Some("mygroup/myproject"));
         assert_eq!(c.git_ref().as_deref(), Some("main"));
         assert_eq!(c.get_str("job_id").as_deref(), Some("1001"));
@@ -290,7 +295,10 @@ mod tests {
             IdToken::parse_and_check(&raw, &FixedClock(2031)).unwrap_err(),
             TokenError::Expired { exp: 2000, ago: 31 }
         );
-        assert!(IdToken::parse_and_check(&raw, &FixedClock(2030)).is_ok(), "leeway");
+        assert!(
+            IdToken::parse_and_check(&raw, &FixedClock(2030)).is_ok(),
+            "leeway"
+        );
         assert_eq!(
             IdToken::parse_and_check(&raw, &FixedClock(900)).unwrap_err(),
             TokenError::NotYetValid {
