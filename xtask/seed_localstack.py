@@ -14,6 +14,10 @@ from botocore.config import Config
 
 DEFAULT_KEY = "test"  # LocalStack maps non-numeric access keys to account 000000000000
 SHARED_ACCOUNT = "987654321098"  # a 12-digit access key id selects that account
+# The account of the role ARNs in seed 000 (arn:aws:iam::123456789012:role/...). LocalStack
+# gives credentials from AssumeRoleWithWebIdentity to the role's account, so the seed's
+# secrets exist there too, for the OIDC examples to read them unchanged.
+SEED_ROLE_ACCOUNT = "123456789012"
 OLD_VERSION = "01234567-89ab-cdef-0123-456789abcdef"
 
 
@@ -31,6 +35,19 @@ def client(endpoint, region, access_key=DEFAULT_KEY):
 def check(condition, what):
     if not condition:
         sys.exit(f"seed check failed: {what}")
+
+
+def seed_role_account(endpoint, plain):
+    """The seed 000 secrets again, in the account of the seed's role ARNs."""
+    sm = client(endpoint, "us-east-1", access_key=SEED_ROLE_ACCOUNT)
+    for name in ["app-secrets/database", "app-secrets/api", "us-app-secrets/database"]:
+        sm.create_secret(Name=name, SecretString=plain[name])
+    name = "prod-app-secrets/database"
+    sm.create_secret(Name=name, SecretString='{"password":"old-pass-1111"}', ClientRequestToken=OLD_VERSION)
+    sm.put_secret_value(SecretId=name, SecretString='{"password":"new-pass-2222"}')
+    client(endpoint, "eu-west-1", access_key=SEED_ROLE_ACCOUNT).create_secret(
+        Name="eu-app-secrets/database", SecretString='{"password":"eu-pass-4444"}'
+    )
 
 
 def main():
@@ -69,6 +86,8 @@ def main():
     client(args.endpoint, "eu-west-1").create_secret(
         Name="eu-app-secrets/database", SecretString='{"password":"eu-pass-4444"}'
     )
+
+    seed_role_account(args.endpoint, plain)
 
     # AWS refuses cross-account reads of a secret under the default KMS key, and LocalStack
     # emulates that check (it only looks at whether a KmsKeyId is set). LocalStack 4.13.1's

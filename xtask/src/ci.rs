@@ -15,17 +15,17 @@ const RESOLVER_FEATURE_SETS: &[&[&str]] = &[
     &["--no-default-features", "--features", "aws-sm"],
 ];
 
-fn cargo() -> String {
+pub(crate) fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
 }
 
-fn shell(paths: &Paths) -> Result<Shell> {
+pub(crate) fn shell(paths: &Paths) -> Result<Shell> {
     let sh = Shell::new()?;
     sh.change_dir(&paths.root);
     Ok(sh)
 }
 
-fn step(name: &str) {
+pub(crate) fn step(name: &str) {
     println!("\n==> {name}");
 }
 

@@ -3,6 +3,7 @@
 //! - `cargo xtask services up|down|status`: OpenBao, LocalStack and a local OIDC issuer on
 //!   loopback, seeded as `docs/e2e-fixtures.md` says.
 //! - `cargo xtask e2e`: services up, the `tests/e2e_*.rs` suites, services down.
+//! - `cargo xtask demo`: the seed documents' jobs resolved by `ci-secrets` against those services.
 //! - `cargo xtask test`: everything CI runs, in order, failing fast.
 //!
 //! See `docs/testing.md`.
@@ -14,6 +15,7 @@
 )]
 
 mod ci;
+mod demo;
 mod install;
 mod issuer;
 mod paths;
@@ -48,6 +50,9 @@ enum Command {
     /// Run the end-to-end tests (`tests/e2e_*.rs`); starts the services and stops them after,
     /// unless they were already up.
     E2e,
+    /// Resolve the seed documents' jobs (examples/gitlab-ci) with `ci-secrets` against the local
+    /// services, and show the variables (masked), files, requests and time of each.
+    Demo,
     /// Run everything CI runs, in order, stopping at the first failure.
     Test,
     /// Serve the local OIDC issuer in the foreground (started by `services up`).
@@ -93,6 +98,7 @@ fn run(cli: Cli) -> Result<()> {
         },
         Command::E2e => ci::e2e(&paths),
         Command::Test => ci::test(&paths),
+        Command::Demo => demo::run(&paths),
         Command::IssuerServe { port, key } => issuer::serve(port, &key),
     }
 }

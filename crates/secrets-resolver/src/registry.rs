@@ -26,10 +26,23 @@ pub fn compiled_providers() -> Vec<ProviderKind> {
 
 impl crate::ResolverBuilder {
     /// Registers every provider compiled into this build, configured from the process
-    /// environment (TLS settings for Vault, the AWS credential chain and endpoints).
+    /// environment: Vault TLS settings (`VAULT_CACERT`, ...), the AWS credential chain and
+    /// endpoint overrides (`AWS_ENDPOINT_URL`, ...).
     pub fn with_default_providers(self) -> Result<Self, secrets_core::Error> {
-        #[allow(unused_mut)]
+        #[allow(unused_mut, reason = "no provider may be compiled in")]
         let mut builder = self;
+        #[cfg(feature = "vault")]
+        {
+            builder = builder.with_provider(std::sync::Arc::new(
+                provider_vault::VaultProvider::from_env()?,
+            ));
+        }
+        #[cfg(feature = "aws-sm")]
+        {
+            builder = builder.with_provider(std::sync::Arc::new(
+                provider_aws_sm::AwsSecretsManagerProvider::builder().build()?,
+            ));
+        }
         Ok(builder)
     }
 }
