@@ -1,1 +1,43 @@
-//! provider-vault
+//! HashiCorp Vault / OpenBao provider for GitLab CI `secrets:vault`.
+//!
+//! Matches GitLab Runner (JWT login at `auth/<path>/login`, kv-v2 / kv-v1 / generic reads
+//! with Go `path.Join` cleaning, its not-found rules and Go `%v` value formatting) and does
+//! better: one login per identity, one read per distinct path, concurrent bounded requests,
+//! retries of transient failures, token revocation, classified errors that name the
+//! variable, the server, the mount, the path and the field, and never a value or a token.
+//!
+//! ```no_run
+//! use provider_vault::VaultProviderBuilder;
+//! use secrets_core::SecretProvider;
+//! use std::sync::Arc;
+//!
+//! // TLS settings (VAULT_CACERT, ...) from this process's environment.
+//! let provider: Arc<dyn SecretProvider> = Arc::new(VaultProviderBuilder::from_env().build()?);
+//! # Ok::<(), secrets_core::Error>(())
+//! ```
+//!
+//! See `docs/providers/vault.md` for the behaviour in full.
+
+mod client;
+mod config;
+mod engine;
+mod error;
+mod format;
+mod provider;
+
+pub use config::{Env, VaultProviderBuilder};
+pub use engine::{EngineKind, go_clean, go_join};
+pub use format::format_go_value;
+pub use provider::VaultProvider;
+
+impl VaultProvider {
+    /// A builder; see [`VaultProviderBuilder`].
+    pub fn builder() -> VaultProviderBuilder {
+        VaultProviderBuilder::new()
+    }
+
+    /// A provider configured from this process's environment (`VAULT_CACERT`, ...).
+    pub fn from_env() -> Result<Self, secrets_core::Error> {
+        VaultProviderBuilder::from_env().build()
+    }
+}

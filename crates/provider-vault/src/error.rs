@@ -1,0 +1,602 @@
+//! Classification of Vault failures into the core [`Error`] (runner-semantics §4.7, extended).
+//!
+//! | failure | login | read |
+//! |---|---|---|
+//! | 400 | Unauthenticated: audience / bound claims | InvalidSpec |
+//! | 401 | Unauthenticated | Unauthenticated |
+//! | 403 | Unauthenticated: bound claims, auth path | PermissionDenied: policies |
+//! | 404 | InvalidConfig: no auth method at the path | NotFound |
+//! | 412 | Unavailable, retried | Unavailable, retried |
+//! | 429 | RateLimited, retried | RateLimited, retried |
+//! | 503 "Vault is sealed" | Unavailable, not retried | same |
+//! | other 5xx | Unavailable, retried | same |
+//! | other 4xx | InvalidConfig | InvalidConfig |
+//! | connect error, timeout, broken body | Unavailable, retried | same |
+//! | TLS verification | InvalidConfig: how to trust the server | same |
+//! | unparsable answer | Unexpected | same |
+//!
+//! Messages quote Vault's `errors` array (server messages, never values), with any token
+//! known to the request scrubbed, and never a response body.
+
+use secrets_core::{Error, ErrorKind};
+use std::time::Duration;
+
+/// The longest quoted server message, per message.
+const MAX_QUOTED: usize = 300;
+
+/// A classified failure, before it names a variable. Cloned to every variable it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct VaultError {
+    pub(crate) kind: ErrorKind,
+    pub(crate) retryable: bool,
+    pub(crate) message: String,
+    pub(crate) fix: Option<String>,
+}
+
+impl VaultError {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            retryable: kind.is_retryable_by_default(),
+            message: message.into(),
+            fix: None,
+        }
+    }
+
+    pub(crate) fn with_fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = Some(fix.into());
+        self
+    }
+
+    pub(crate) fn with_retryable(mut self, retryable: bool) -> Self {
+        self.retryable = retryable;
+        self
+    }
+
+    /// The core error for one variable.
+    pub(crate) fn to_core(&self, variable: &str, reference: &str) -> Error {
+        let mut err = Error::new(self.kind, self.message.clone())
+            .with_variable(variable)
+            .with_reference(reference)
+            .with_retryable(self.retryable);
+        if let Some(fix) = &self.fix {
+            err = err.with_fix(fix.clone());
+        }
+        err
+    }
+}
+
+impl std::fmt::Display for VaultError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(fix) = &self.fix {
+            write!(f, "; {fix}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The claims of the ID token that explain a refused login. Safe to print.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ClaimHints {
+    pub(crate) aud: String,
+    pub(crate) sub: String,
+    pub(crate) project_path: String,
+    pub(crate) git_ref: String,
+    pub(crate) ref_type: String,
+}
+
+impl ClaimHints {
+    pub(crate) fn from_claims(claims: &auth_oidc::Claims) -> Self {
+        let get = |name: &str| claims.get_str(name).unwrap_or_else(|| "(none)".to_owned());
+        Self {
+            aud: get("aud"),
+            sub: get("sub"),
+            project_path: get("project_path"),
+            git_ref: get("ref"),
+            ref_type: get("ref_type"),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "aud {}, sub {}, project_path {}, ref {}, ref_type {}",
+            self.aud, self.sub, self.project_path, self.git_ref, self.ref_type
+        )
+    }
+}
+
+/// What was being done, for messages.
+#[derive(Debug, Clone)]
+pub(crate) enum Operation<'a> {
+    /// `PUT auth/<path>/login`.
+    Login {
+        /// The cleaned login path, e.g. `auth/jwt/login`.
+        login_path: &'a str,
+        /// The auth mount as given (`VAULT_AUTH_PATH`).
+        auth_path: &'a str,
+        role: Option<&'a str>,
+        claims: &'a ClaimHints,
+    },
+    /// `GET <logical path>`.
+    Read {
+        /// The logical path, e.g. `ops/data/production/db`.
+        logical: &'a str,
+        role: Option<&'a str>,
+    },
+    /// `POST auth/token/revoke-self`.
+    Revoke,
+}
+
+/// How a request failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// An HTTP answer with a failing status and Vault's `errors` (already scrubbed).
+    Status { status: u16, errors: Vec<String> },
+    /// No connection (refused, DNS, reset); the innermost cause's text.
+    Connect(String),
+    /// The request did not finish within the timeout.
+    Timeout(Duration),
+    /// TLS failed, usually an unknown CA; the innermost cause's text.
+    Tls(String),
+    /// The connection broke while reading the answer.
+    Body(String),
+    /// A 2xx answer that is not what Vault sends.
+    Malformed(&'static str),
+}
+
+/// The one classification of this provider: a failed request to `server` into an error.
+pub(crate) fn classify(server: &str, op: &Operation<'_>, outcome: &Outcome) -> VaultError {
+    use ErrorKind::*;
+    let what = match op {
+        Operation::Login { login_path, .. } => format!("login (PUT {login_path}) at {server}"),
+        Operation::Read { logical, .. } => format!("GET {logical} at {server}"),
+        Operation::Revoke => format!("token revocation (POST auth/token/revoke-self) at {server}"),
+    };
+    match outcome {
+        Outcome::Status { status, errors } => {
+            let quoted = quote(*status, errors);
+            let sealed = *status == 503
+                && errors
+                    .iter()
+                    .any(|e| e.to_ascii_lowercase().contains("is sealed"));
+            match (*status, op) {
+                (_, _) if sealed => VaultError::new(Unavailable, format!("{what} failed: Vault is sealed ({quoted})"))
+                    .with_retryable(false)
+                    .with_fix("ask the Vault operators to unseal it, then retry the job"),
+                (400, Operation::Login { role: Some(role), auth_path, .. })
+                    if errors.iter().any(|e| e.contains("could not be found")) =>
+                {
+                    VaultError::new(
+                        InvalidConfig,
+                        format!("Vault refused the {what} with role `{role}` ({quoted})"),
+                    )
+                    .with_fix(format!(
+                        "check VAULT_AUTH_ROLE: no role `{role}` exists on the auth method at `{auth_path}`"
+                    ))
+                }
+                (400 | 401, Operation::Login { role, claims, .. }) => VaultError::new(
+                    Unauthenticated,
+                    format!("Vault refused the {what}{} ({quoted})", role_text(*role)),
+                )
+                .with_fix(format!(
+                    "check that the role's bound_audiences include the token's aud and that its \
+                     bound_claims match the token's claims ({}); the audience comes from \
+                     `id_tokens:<NAME>:aud` in the job",
+                    claims.describe()
+                )),
+                (403, Operation::Login { role, claims, auth_path, .. }) => VaultError::new(
+                    Unauthenticated,
+                    format!("Vault denied the {what}{} ({quoted})", role_text(*role)),
+                )
+                .with_fix(format!(
+                    "check the role's bound_claims against the token's claims ({}), and that a JWT \
+                     auth method is mounted at `{auth_path}` (VAULT_AUTH_PATH)",
+                    claims.describe()
+                )),
+                (404, Operation::Login { auth_path, .. }) => VaultError::new(
+                    InvalidConfig,
+                    format!("no login endpoint for the {what} ({quoted})"),
+                )
+                .with_fix(format!(
+                    "check VAULT_AUTH_PATH: no JWT auth method is mounted at `{auth_path}`"
+                )),
+                (400, Operation::Read { .. }) => VaultError::new(
+                    InvalidSpec,
+                    format!("Vault rejected the {what} ({quoted})"),
+                )
+                .with_fix("check the secret's engine, mount and path"),
+                (401, _) => VaultError::new(
+                    Unauthenticated,
+                    format!("Vault did not accept the login token for the {what} ({quoted})"),
+                )
+                .with_fix("the Vault token may have expired (check the role's token_ttl) or been revoked"),
+                (403, Operation::Read { logical, role }) => VaultError::new(
+                    PermissionDenied,
+                    format!(
+                        "the role's policies do not grant read on {logical} ({what} answered {quoted})"
+                    ),
+                )
+                .with_fix(format!(
+                    "add `path \"{logical}\" {{ capabilities = [\"read\"] }}` to a policy of the role{}, \
+                     or check the engine, mount and path (a path with nothing mounted is denied too)",
+                    role.map(|r| format!(" `{r}`")).unwrap_or_else(|| " (the auth method's default_role)".to_owned())
+                )),
+                (404, Operation::Read { .. }) => VaultError::new(
+                    NotFound,
+                    format!("secret not found: {what} answered {quoted}"),
+                )
+                .with_fix("check the mount and path; for kv-v2 the mount is the engine path, without `data/`"),
+                (412, _) => VaultError::new(
+                    Unavailable,
+                    format!("{what} failed: the Vault node is not consistent yet ({quoted})"),
+                ),
+                (429, _) => VaultError::new(RateLimited, format!("Vault throttled the {what} ({quoted})"))
+                    .with_fix("lower the concurrency of secret reads, or raise Vault's rate limit quota"),
+                (500..=599, _) => VaultError::new(Unavailable, format!("{what} failed on the server ({quoted})"))
+                    .with_fix("Vault is failing; check its status and logs, then retry"),
+                (400..=499, _) => VaultError::new(InvalidConfig, format!("Vault rejected the {what} ({quoted})"))
+                    .with_fix("the generic engine reads with GET only; check the engine name and path"),
+                _ => VaultError::new(Unexpected, format!("{what} answered an unexpected status ({quoted})")),
+            }
+        }
+        Outcome::Connect(cause) => VaultError::new(
+            Unavailable,
+            format!("cannot connect for the {what}: {cause}"),
+        )
+        .with_fix(
+            "check VAULT_SERVER_URL and that Vault is reachable from where secrets are resolved",
+        ),
+        Outcome::Timeout(after) => VaultError::new(
+            Unavailable,
+            format!("no answer to the {what} within {}s", after.as_secs_f64()),
+        )
+        .with_fix("check that Vault is reachable and healthy"),
+        Outcome::Body(cause) => VaultError::new(
+            Unavailable,
+            format!("the connection broke during the {what}: {cause}"),
+        ),
+        Outcome::Tls(cause) => VaultError::new(
+            InvalidConfig,
+            format!("TLS with {server} failed for the {what}: {cause}"),
+        )
+        .with_fix(
+            "to trust the server, set VAULT_CACERT (or BAO_CACERT) to the PEM file of the CA that \
+             signed its certificate in the environment of the process that resolves secrets (or \
+             VAULT_CAPATH to a directory of them), or add that CA to the system trust store; set \
+             VAULT_TLS_SERVER_NAME if the certificate names another host",
+        ),
+        Outcome::Malformed(why) => VaultError::new(
+            Unexpected,
+            format!("the answer to the {what} is malformed: {why}"),
+        ),
+    }
+}
+
+fn role_text(role: Option<&str>) -> String {
+    match role {
+        Some(r) => format!(" with role `{r}`"),
+        None => " with the auth method's default_role".to_owned(),
+    }
+}
+
+fn quote(status: u16, errors: &[String]) -> String {
+    if errors.is_empty() {
+        format!("status {status}")
+    } else {
+        format!("status {status}: {}", errors.join(", "))
+    }
+}
+
+/// Vault's `errors` array from an answer, with `secrets` scrubbed and each message cut short.
+/// Anything else in the body is ignored.
+pub(crate) fn server_errors(body: &[u8], secrets: &[&str]) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        #[serde(default)]
+        errors: Vec<String>,
+    }
+    let Ok(parsed) = serde_json::from_slice::<Errors>(body) else {
+        return Vec::new();
+    };
+    parsed
+        .errors
+        .into_iter()
+        .map(|message| {
+            let mut message = tidy(&message);
+            for secret in secrets.iter().filter(|s| s.len() >= 4) {
+                if message.contains(secret) {
+                    message = message.replace(secret, "<redacted>");
+                }
+            }
+            if message.len() > MAX_QUOTED {
+                let mut cut = MAX_QUOTED;
+                while !message.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                message.truncate(cut);
+                message.push('…');
+            }
+            message
+        })
+        .collect()
+}
+
+/// One line per server message: Vault's multi-error text (`1 error occurred:\n\t* x\n\n`)
+/// becomes `x`, several bullets are joined with `; `, other whitespace runs become one space.
+fn tidy(message: &str) -> String {
+    let lines: Vec<String> = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .filter(|l| {
+            let head = l.split(' ').next().unwrap_or_default();
+            !(head.parse::<u32>().is_ok()
+                && (l.ends_with("error occurred:") || l.ends_with("errors occurred:")))
+        })
+        .map(|l| {
+            l.strip_prefix("* ")
+                .unwrap_or(l)
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    lines.join("; ")
+}
+
+/// Sorts a transport error into [`Outcome`]: TLS, timeout, connect or body, with the
+/// innermost cause's text (from the I/O and TLS stacks, never from the server).
+pub(crate) fn transport_outcome(err: &reqwest::Error, timeout: Duration) -> Outcome {
+    let mut chain = Vec::new();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+    while let Some(s) = source {
+        chain.push(s.to_string());
+        source = s.source();
+    }
+    let cause = chain
+        .last()
+        .cloned()
+        .unwrap_or_else(|| "unknown error".to_owned());
+    let all = chain.join(": ").to_ascii_lowercase();
+    if err.is_timeout() || all.contains("timed out") {
+        Outcome::Timeout(timeout)
+    } else if all.contains("certificate") || all.contains("tls") || all.contains("handshake") {
+        Outcome::Tls(cause)
+    } else if err.is_connect() || err.is_request() {
+        Outcome::Connect(cause)
+    } else {
+        Outcome::Body(cause)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(status: u16, errors: &[&str]) -> Outcome {
+        Outcome::Status {
+            status,
+            errors: errors.iter().map(|e| (*e).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn classification_table() {
+        let hints = ClaimHints {
+            aud: "https://vault.example.com".into(),
+            sub: "project_path:g/p:ref_type:branch:ref:main".into(),
+            project_path: "g/p".into(),
+            git_ref: "main".into(),
+            ref_type: "branch".into(),
+        };
+        let login = Operation::Login {
+            login_path: "auth/jwt/login",
+            auth_path: "jwt",
+            role: Some("ci"),
+            claims: &hints,
+        };
+        let read = Operation::Read {
+            logical: "ops/data/production/db",
+            role: Some("ci"),
+        };
+        let server = "https://vault.example.com:8200";
+        // (operation, outcome, kind, retryable, text the message or fix must contain)
+        let table: Vec<(&Operation<'_>, Outcome, ErrorKind, bool, &str)> = vec![
+            (
+                &login,
+                status(
+                    400,
+                    &["error validating token: invalid audience (aud) claim"],
+                ),
+                ErrorKind::Unauthenticated,
+                false,
+                "bound_audiences",
+            ),
+            (
+                &login,
+                status(400, &["x"]),
+                ErrorKind::Unauthenticated,
+                false,
+                "aud https://vault.example.com, sub project_path:g/p",
+            ),
+            (
+                &login,
+                status(401, &[]),
+                ErrorKind::Unauthenticated,
+                false,
+                "ref_type branch",
+            ),
+            (
+                &login,
+                status(403, &["permission denied"]),
+                ErrorKind::Unauthenticated,
+                false,
+                "check the role's bound_claims",
+            ),
+            (
+                &login,
+                status(404, &[]),
+                ErrorKind::InvalidConfig,
+                false,
+                "VAULT_AUTH_PATH",
+            ),
+            (
+                &login,
+                status(429, &[]),
+                ErrorKind::RateLimited,
+                true,
+                "throttled",
+            ),
+            (
+                &login,
+                status(500, &["internal error"]),
+                ErrorKind::Unavailable,
+                true,
+                "internal error",
+            ),
+            (
+                &login,
+                status(503, &["Vault is sealed"]),
+                ErrorKind::Unavailable,
+                false,
+                "unseal",
+            ),
+            (
+                &read,
+                status(400, &["bad path"]),
+                ErrorKind::InvalidSpec,
+                false,
+                "bad path",
+            ),
+            (
+                &read,
+                status(401, &[]),
+                ErrorKind::Unauthenticated,
+                false,
+                "token",
+            ),
+            (
+                &read,
+                status(403, &["permission denied"]),
+                ErrorKind::PermissionDenied,
+                false,
+                "the role's policies do not grant read on ops/data/production/db",
+            ),
+            (
+                &read,
+                status(404, &[]),
+                ErrorKind::NotFound,
+                false,
+                "secret not found",
+            ),
+            (
+                &read,
+                status(405, &[]),
+                ErrorKind::InvalidConfig,
+                false,
+                "GET only",
+            ),
+            (
+                &read,
+                status(412, &[]),
+                ErrorKind::Unavailable,
+                true,
+                "consistent",
+            ),
+            (&read, status(429, &[]), ErrorKind::RateLimited, true, "429"),
+            (&read, status(502, &[]), ErrorKind::Unavailable, true, "502"),
+            (&read, status(503, &[]), ErrorKind::Unavailable, true, "503"),
+            (
+                &read,
+                status(503, &["OpenBao is sealed"]),
+                ErrorKind::Unavailable,
+                false,
+                "sealed",
+            ),
+            (&read, status(302, &[]), ErrorKind::Unexpected, false, "302"),
+            (
+                &read,
+                Outcome::Connect("Connection refused (os error 111)".into()),
+                ErrorKind::Unavailable,
+                true,
+                "VAULT_SERVER_URL",
+            ),
+            (
+                &read,
+                Outcome::Timeout(Duration::from_secs(30)),
+                ErrorKind::Unavailable,
+                true,
+                "within 30s",
+            ),
+            (
+                &read,
+                Outcome::Body("reset".into()),
+                ErrorKind::Unavailable,
+                true,
+                "broke",
+            ),
+            (
+                &login,
+                Outcome::Tls("invalid peer certificate: UnknownIssuer".into()),
+                ErrorKind::InvalidConfig,
+                false,
+                "VAULT_CACERT",
+            ),
+            (
+                &read,
+                Outcome::Malformed("not JSON"),
+                ErrorKind::Unexpected,
+                false,
+                "malformed",
+            ),
+            (
+                &Operation::Revoke,
+                status(403, &[]),
+                ErrorKind::InvalidConfig,
+                false,
+                "revoke-self",
+            ),
+        ];
+        for (op, outcome, kind, retryable, text) in table {
+            let err = classify(server, op, &outcome);
+            assert_eq!(err.kind, kind, "{outcome:?} on {op:?}: {err}");
+            assert_eq!(err.retryable, retryable, "{outcome:?} on {op:?}: {err}");
+            let printed = err.to_string();
+            assert!(printed.contains(text), "{outcome:?}: {printed}");
+            assert!(
+                printed.contains(server) || matches!(outcome, Outcome::Status { .. }),
+                "{printed}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_message_names_the_server() {
+        let read = Operation::Read {
+            logical: "a/b",
+            role: None,
+        };
+        for code in [400, 401, 403, 404, 429, 500, 503] {
+            let err = classify("http://v:1", &read, &status(code, &[]));
+            assert!(err.message.contains("http://v:1"), "{code}: {err}");
+            assert!(err.message.contains("a/b"), "{code}: {err}");
+        }
+    }
+
+    #[test]
+    fn quoted_errors_are_scrubbed_and_cut() {
+        let body = br#"{"errors":["token eyJtoken.canary.sig is bad", "xxxxxxxxxx"], "data": {"secret":"v"}}"#;
+        let errors = server_errors(body, &["eyJtoken.canary.sig"]);
+        assert_eq!(errors[0], "token <redacted> is bad");
+        let long = format!(r#"{{"errors":["{}"]}}"#, "é".repeat(400));
+        let errors = server_errors(long.as_bytes(), &[]);
+        assert!(errors[0].len() <= MAX_QUOTED + 3);
+        assert!(server_errors(b"<html>", &[]).is_empty());
+        let multi = br#"{"errors":["1 error occurred:\n\t* permission denied\n\n", "2 errors occurred:\n\t* a\n\t* b  c\n\n", "plain"]}"#;
+        assert_eq!(
+            server_errors(multi, &[]),
+            ["permission denied", "a; b c", "plain"]
+        );
+    }
+}
