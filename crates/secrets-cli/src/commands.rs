@@ -191,6 +191,9 @@ fn append_file(path: &Path, text: &str) -> Result<(), CliError> {
 }
 
 async fn exec(args: ExecArgs, env: &ProcessEnv) -> Result<u8, CliError> {
+    // Listen before any file exists: a signal from here on is forwarded to the child (or, if
+    // it comes before the child starts, delivered to it at once) and never skips the cleanup.
+    let signals = Signals::listen()?;
     let payload = input::load(&args.input, env)?;
     let resolution = resolve_or_report(&payload, &args.tuning).await?;
     let mut files = None;
@@ -205,40 +208,54 @@ async fn exec(args: ExecArgs, env: &ProcessEnv) -> Result<u8, CliError> {
     for var in &delivered {
         command.env(&var.key, &var.value);
     }
-    let code = crate::commands::supervise(command, program).await;
+    let code = supervise(command, program, signals).await;
     if let Some(files) = files {
         files.cleanup();
     }
     code
 }
 
+/// SIGINT, SIGTERM and SIGHUP, caught so they can be forwarded.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn listen() -> Result<Self, CliError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |kind| {
+            signal(kind).map_err(|e| CliError::internal(format!("listening for signals: {e}")))
+        };
+        Ok(Self {
+            int: listen(SignalKind::interrupt())?,
+            term: listen(SignalKind::terminate())?,
+            hup: listen(SignalKind::hangup())?,
+        })
+    }
+}
+
 /// Runs the child, forwarding SIGINT, SIGTERM and SIGHUP to it, and returns its exit code
 /// (128 + signal when it was killed).
-pub async fn supervise(
+async fn supervise(
     mut command: tokio::process::Command,
     program: &str,
+    mut signals: Signals,
 ) -> Result<u8, CliError> {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
-    use tokio::signal::unix::{SignalKind, signal};
 
     let mut child = command
         .spawn()
         .map_err(|e| CliError::config(format!("starting {program}: {e}")))?;
     let pid = child.id().map(|id| Pid::from_raw(id as i32));
-    let listen =
-        |kind| signal(kind).map_err(|e| CliError::internal(format!("listening for signals: {e}")));
-    let (mut int, mut term, mut hup) = (
-        listen(SignalKind::interrupt())?,
-        listen(SignalKind::terminate())?,
-        listen(SignalKind::hangup())?,
-    );
     let status = loop {
         let forward = tokio::select! {
             status = child.wait() => break status,
-            _ = int.recv() => Signal::SIGINT,
-            _ = term.recv() => Signal::SIGTERM,
-            _ = hup.recv() => Signal::SIGHUP,
+            _ = signals.int.recv() => Signal::SIGINT,
+            _ = signals.term.recv() => Signal::SIGTERM,
+            _ = signals.hup.recv() => Signal::SIGHUP,
         };
         if let Some(pid) = pid {
             let _ = kill(pid, forward);

@@ -17,8 +17,15 @@ fn examples() -> PathBuf {
 const SEED_SHARED_ARN: &str =
     "arn:aws:secretsmanager:us-east-1:987654321098:secret:shared-api-keys-AbCdEf";
 
+/// An example file, a job in it, and the `(variable, value)` pairs it must produce.
+type Example = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
 /// The seed examples, with the values the fixtures hold (docs/e2e-fixtures.md).
-const EXPECTED: &[(&str, &str, &[(&str, &str)])] = &[
+const EXPECTED: &[Example] = &[
     (
         "aws-iam-role.yml",
         "database-migration",
