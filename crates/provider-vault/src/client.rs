@@ -17,6 +17,10 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Url};
 use secrecy::{ExposeSecret as _, SecretString};
 use secrets_core::{ErrorKind, RequestCounter, RequestKind, ResolveContext, RetryPolicy};
+
+/// The longest answer read from Vault. Secrets are small; a larger answer is not Vault (or not
+/// a secret), and reading it whole would let a server exhaust memory.
+pub(crate) const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -276,14 +280,25 @@ impl ServerClient {
             .await
             .map_err(|e| transport_outcome(&e, self.timeout))?;
         let status = response.status().as_u16();
-        let body = response
-            .bytes()
+        let mut response = response;
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+        {
+            return Err(Outcome::TooLarge(MAX_ANSWER_BYTES));
+        }
+        let mut body = Zeroizing::new(Vec::new());
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| transport_outcome(&e, self.timeout))?;
-        Ok(Answer {
-            status,
-            body: Zeroizing::new(body.to_vec()),
-        })
+            .map_err(|e| transport_outcome(&e, self.timeout))?
+        {
+            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(Outcome::TooLarge(MAX_ANSWER_BYTES));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Answer { status, body })
     }
 
     /// Runs `f` again while it fails with a retryable error, as the retry policy allows.

@@ -143,6 +143,8 @@ pub(crate) enum Outcome {
     Body(String),
     /// A 2xx answer that is not what Vault sends.
     Malformed(&'static str),
+    /// An answer longer than the cap (in bytes); not read further.
+    TooLarge(usize),
 }
 
 /// The one classification of this provider: a failed request to `server` into an error.
@@ -270,6 +272,11 @@ pub(crate) fn classify(server: &str, op: &Operation<'_>, outcome: &Outcome) -> V
             Unexpected,
             format!("the answer to the {what} is malformed: {why}"),
         ),
+        Outcome::TooLarge(limit) => VaultError::new(
+            Unexpected,
+            format!("the answer to the {what} is larger than {limit} bytes; not read"),
+        )
+        .with_fix("check that VAULT_SERVER_URL points at Vault and the path at a secret"),
     }
 }
 

@@ -921,3 +921,28 @@ async fn a_standby_redirect_is_followed() {
         .await;
     assert_eq!(value(&results[0]), "from-active");
 }
+
+#[tokio::test]
+async fn an_oversized_answer_is_not_read_whole() {
+    let server = MockServer::start().await;
+    mount_login(&server, 1).await;
+    let huge = "x".repeat(5 * 1024 * 1024);
+    Mock::given(method("GET"))
+        .and(path("/v1/secret/data/ci/huge"))
+        .respond_with(kv2(json!({ "f": huge })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let ctx = ctx();
+    let results = no_revoke()
+        .resolve(&[Spec::new(&server, "ci/huge", "f").request("HUGE")], &ctx)
+        .await;
+    let err = error(&results[0]);
+    assert_eq!(err.kind(), ErrorKind::Unexpected, "{err}");
+    assert!(!err.is_retryable(), "{err}");
+    assert!(
+        err.to_string().contains("larger than 4194304 bytes"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("xxxx"), "{err}");
+}
