@@ -27,16 +27,29 @@ pub(crate) enum GoValue {
     Object(BTreeMap<String, GoValue>),
 }
 
+/// How deeply objects and arrays may nest in a field's value. Real secrets nest a few levels;
+/// the limit bounds the recursion (and the re-parsing of each level) on hostile input.
+pub(crate) const MAX_DEPTH: usize = 64;
+
 impl GoValue {
     /// Reads one JSON value, keeping number literals.
     pub(crate) fn from_raw(raw: &RawValue) -> Result<Self, serde_json::Error> {
+        Self::from_raw_at(raw, 0)
+    }
+
+    fn from_raw_at(raw: &RawValue, depth: usize) -> Result<Self, serde_json::Error> {
         let text = raw.get().trim();
+        if depth > MAX_DEPTH && matches!(text.as_bytes().first(), Some(b'{' | b'[')) {
+            return Err(<serde_json::Error as serde::de::Error>::custom(format!(
+                "the value nests deeper than {MAX_DEPTH} levels"
+            )));
+        }
         Ok(match text.as_bytes().first() {
             Some(b'{') => {
                 let map: BTreeMap<String, &RawValue> = serde_json::from_str(text)?;
                 let mut out = BTreeMap::new();
                 for (k, v) in map {
-                    out.insert(k, Self::from_raw(v)?);
+                    out.insert(k, Self::from_raw_at(v, depth + 1)?);
                 }
                 Self::Object(out)
             }
@@ -45,7 +58,7 @@ impl GoValue {
                 Self::Array(
                     items
                         .into_iter()
-                        .map(Self::from_raw)
+                        .map(|v| Self::from_raw_at(v, depth + 1))
                         .collect::<Result<_, _>>()?,
                 )
             }
@@ -211,6 +224,20 @@ pub(crate) fn not_found_body_has_secret(body: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn nesting_is_bounded() {
+        let nested = |depth: usize| format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+        assert_eq!(format_go_value(&nested(3)).unwrap(), "[[[1]]]");
+        assert!(format_go_value(&nested(MAX_DEPTH + 1)).is_ok());
+        let err = format_go_value(&nested(MAX_DEPTH + 2)).unwrap_err();
+        assert!(err.to_string().contains("deeper than 64 levels"), "{err}");
+        assert!(
+            format_go_value(&nested(100_000)).is_err(),
+            "no stack overflow"
+        );
+    }
+
     use super::*;
 
     #[test]
