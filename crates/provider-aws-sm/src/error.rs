@@ -183,6 +183,12 @@ where
                 credentials: false,
             }
         }
+        SdkError::ResponseError(_) if broken_connection(err) => Classified {
+            kind: ErrorKind::Unavailable,
+            code: None,
+            detail: "the connection broke while the answer was read".to_owned(),
+            credentials: false,
+        },
         SdkError::ResponseError(_) => Classified {
             kind: ErrorKind::Unexpected,
             code: None,
@@ -221,6 +227,33 @@ pub(crate) fn classify_credentials(err: &CredentialsError) -> Classified {
         detail: DisplayErrorContext(err).to_string(),
         credentials: true,
     }
+}
+
+/// Whether a response error is a transport failure (a reset or a closed connection while
+/// the body was read) rather than an answer we could not understand.
+fn broken_connection(err: &(dyn StdError + 'static)) -> bool {
+    if find_source::<std::io::Error>(err).is_some() {
+        return true;
+    }
+    let mut source = Some(err);
+    while let Some(e) = source {
+        let text = e.to_string().to_ascii_lowercase();
+        if [
+            "connection reset",
+            "connection closed",
+            "incomplete",
+            "unexpected end",
+            "error reading a body",
+            "broken pipe",
+        ]
+        .iter()
+        .any(|needle| text.contains(needle))
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 fn raw_status<E>(err: &SdkError<E, HttpResponse>) -> Option<u16> {

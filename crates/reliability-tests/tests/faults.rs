@@ -631,7 +631,6 @@ async fn aws_field_of_a_value_that_is_not_json_fails_without_quoting_it() {
 }
 
 #[tokio::test]
-#[ignore = "bug: provider-aws-sm error.rs classify_sdk maps a connection broken mid-answer (SdkError::ResponseError) to Unexpected / runner_system_failure instead of Unavailable"]
 async fn aws_reset_mid_answer_fails_unavailable_naming_the_variable() {
     bounded(async {
         let server = RawServer::start(|_, _| Action::ResetAfter {

@@ -783,7 +783,6 @@ async fn service_messages_quoting_secrets_stay_out_of_errors_and_reports() {
 /// The same through `ci-secrets -vvv` with `CI_SECRETS_LOG=trace`: stderr must stay clean
 /// too. (At `-vvv` alone, dependencies log at debug and it is clean.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: secrets-cli main.rs init_logging lets CI_SECRETS_LOG=trace turn on aws-smithy-runtime trace logs, which print AWS service error messages verbatim (orchestrator output_or_error)"]
 async fn the_command_at_trace_level_does_not_log_service_messages_quoting_secrets() {
     bounded(async {
         let c = AwsCanaries::new();

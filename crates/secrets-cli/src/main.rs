@@ -35,6 +35,21 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Dependencies whose debug output may quote service messages or headers.
+const CHATTY_DEPENDENCIES: &[&str] = &[
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http_client",
+    "aws_config",
+    "aws_sdk_secretsmanager",
+    "aws_sdk_sts",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "reqwest",
+    "rustls",
+];
+
 fn init_logging(verbose: u8, quiet: bool) {
     use tracing_subscriber::EnvFilter;
     let ours = match (quiet, verbose) {
@@ -47,8 +62,20 @@ fn init_logging(verbose: u8, quiet: bool) {
     let default = format!(
         "{others},ci_secrets={ours},secrets_resolver={ours},secrets_core={ours},provider_vault={ours},provider_aws_sm={ours},auth_oidc={ours}"
     );
-    let filter =
-        EnvFilter::try_from_env("CI_SECRETS_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let user = std::env::var("CI_SECRETS_LOG").ok();
+    let mut filter = user
+        .as_deref()
+        .and_then(|u| EnvFilter::try_new(u).ok())
+        .unwrap_or_else(|| EnvFilter::new(&default));
+    // At debug and trace levels the AWS SDK prints service error messages verbatim, and HTTP
+    // crates print more than we vouch for: they stay at info unless named explicitly.
+    for target in CHATTY_DEPENDENCIES {
+        if !user.as_deref().unwrap_or_default().contains(target)
+            && let Ok(directive) = format!("{target}=info").parse()
+        {
+            filter = filter.add_directive(directive);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
