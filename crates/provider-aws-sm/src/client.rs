@@ -4,7 +4,9 @@
 use crate::error::{Classified, Failure, Result, classify, classify_sdk};
 use crate::value::raw_text;
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_secretsmanager::config::interceptors::{
+    BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
 use aws_sdk_secretsmanager::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_secretsmanager::error::BoxError;
 use aws_types::SdkConfig;
@@ -47,6 +49,42 @@ impl Intercept for CountAttempts {
     ) -> Result<(), BoxError> {
         self.counter.record(self.kind);
         Ok(())
+    }
+}
+
+/// The longest answer read from AWS. A secret holds at most 64 KiB and a batch of 20 about
+/// 1.3 MiB; a larger answer is not Secrets Manager, and reading it whole would let an endpoint
+/// exhaust memory.
+pub(crate) const MAX_ANSWER_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Refuses answers whose `Content-Length` is over [`MAX_ANSWER_BYTES`], before the body is
+/// read. (An answer without a length is read as the SDK reads it.)
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CapAnswerSize;
+
+impl Intercept for CapAnswerSize {
+    fn name(&self) -> &'static str {
+        "CapAnswerSize"
+    }
+
+    fn read_before_deserialization(
+        &self,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let length = context
+            .response()
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.parse::<u64>().ok());
+        match length {
+            Some(n) if n > MAX_ANSWER_BYTES => Err(format!(
+                "the answer is larger than {MAX_ANSWER_BYTES} bytes ({n}); not read"
+            )
+            .into()),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -95,6 +133,7 @@ impl SmClient {
             .set_version_stage(version_stage.map(str::to_owned))
             .customize()
             .interceptor(CountAttempts::new(self.counter.clone(), RequestKind::SmGet))
+            .interceptor(CapAnswerSize)
             .send()
             .await
             .map_err(|err| {
@@ -135,6 +174,7 @@ impl SmClient {
                     self.counter.clone(),
                     RequestKind::SmBatchGet,
                 ))
+                .interceptor(CapAnswerSize)
                 .send()
                 .await
                 .map_err(|err| self.failure("BatchGetSecretValue", &classify_sdk(&err), false))?;

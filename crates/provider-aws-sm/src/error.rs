@@ -141,6 +141,19 @@ pub(crate) fn classify_sdk<E>(err: &SdkError<E, HttpResponse>) -> Classified
 where
     E: ProvideErrorMetadata + StdError + 'static,
 {
+    if !matches!(err, SdkError::ServiceError(_))
+        && chain_text(err).contains("the answer is larger than")
+    {
+        return Classified {
+            kind: ErrorKind::Unexpected,
+            code: None,
+            detail: format!(
+                "the answer is larger than {} bytes; not read (is the endpoint Secrets Manager?)",
+                crate::client::MAX_ANSWER_BYTES
+            ),
+            credentials: false,
+        };
+    }
     match err {
         SdkError::ServiceError(service) => {
             let code = service.err().code().map(str::to_owned);

@@ -687,7 +687,6 @@ async fn aws_stall_past_the_request_timeout_fails_within_the_budget() {
 }
 
 #[tokio::test]
-#[ignore = "bug: provider-aws-sm reads answers without a size limit (the SDK buffers any body; no cap in client.rs)"]
 async fn aws_oversized_answer_is_refused() {
     bounded(async {
         let huge = "x".repeat(OVERSIZED);
@@ -702,7 +701,8 @@ async fn aws_oversized_answer_is_refused() {
         let result = resolver(&server.url(), patient_options())
             .resolve(&one_aws("API_KEY"), &Default::default())
             .await;
-        expect_failure(&result, "API_KEY", ErrorKind::Unexpected);
+        let failure = expect_failure(&result, "API_KEY", ErrorKind::Unexpected);
+        assert!(failure.message.contains("larger than 4194304 bytes"), "{}", failure.message);
     })
     .await;
 }
