@@ -151,6 +151,9 @@ pub fn test(paths: &Paths) -> Result<()> {
     cmd!(sh, "{cargo} test --workspace --all-features").run()?;
 
     e2e(paths)?;
+
+    step("cargo xtask bench --quick");
+    crate::bench::run(paths, true)?;
     println!(
         "\nall checks passed in {:.0}s",
         started.elapsed().as_secs_f64()

@@ -5,6 +5,8 @@
 //! - `cargo xtask e2e`: services up, the `tests/e2e_*.rs` suites, services down.
 //! - `cargo xtask demo`: the seed documents' jobs resolved by `ci-secrets` against those services.
 //! - `cargo xtask test`: everything CI runs, in order, failing fast.
+//! - `cargo xtask bench [--quick]`: our resolver against GitLab Runner's algorithm and job
+//!   scripts, with injected latency; writes `docs/benchmarks.md`.
 //!
 //! See `docs/testing.md`.
 
@@ -14,6 +16,7 @@
     reason = "a command-line tool: progress and results are its output"
 )]
 
+mod bench;
 mod ci;
 mod demo;
 mod install;
@@ -55,6 +58,14 @@ enum Command {
     Demo,
     /// Run everything CI runs, in order, stopping at the first failure.
     Test,
+    /// Benchmark the resolver against GitLab Runner's algorithm and job scripts on loopback
+    /// with injected latency; writes docs/benchmarks.md and docs/benchmarks/*.svg.
+    Bench {
+        /// One run of W1 and W4 at d = 0 (library and reproduction), checking request counts
+        /// only; writes no report.
+        #[arg(long)]
+        quick: bool,
+    },
     /// Serve the local OIDC issuer in the foreground (started by `services up`).
     #[command(hide = true)]
     IssuerServe {
@@ -99,6 +110,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::E2e => ci::e2e(&paths),
         Command::Test => ci::test(&paths),
         Command::Demo => demo::run(&paths),
+        Command::Bench { quick } => bench::run(&paths, quick),
         Command::IssuerServe { port, key } => issuer::serve(port, &key),
     }
 }
