@@ -382,7 +382,7 @@ fn spawn_all(paths: &Paths, ports: &[u16], children: &mut Vec<(Record, Child)>) 
     // The OIDC issuer: this binary, detached.
     let port = ports[2].to_string();
     let log = logs.join("issuer.log");
-    let exe = std::env::current_exe().context("cannot find the xtask binary")?;
+    let exe = issuer_binary(paths)?;
     let key = paths.issuer_key();
     let child = procs::spawn_detached(
         &exe,
@@ -643,4 +643,25 @@ pub fn status(paths: &Paths) -> Result<()> {
         bail!("{bad} problem(s); `cargo xtask services down` then `up` starts afresh");
     }
     Ok(())
+}
+
+/// A copy of this binary for the detached issuer. `cargo test --workspace` may rebuild
+/// `target/debug/xtask` while this process runs (then `current_exe()` names a deleted file), so
+/// the running image is copied from `/proc/self/exe`, which stays readable, to a stable path.
+fn issuer_binary(paths: &Paths) -> Result<PathBuf> {
+    let target = paths.run.join("bin/xtask-issuer");
+    fs::create_dir_all(target.parent().unwrap_or(&paths.run))
+        .with_context(|| format!("cannot create {}", target.display()))?;
+    let source = PathBuf::from("/proc/self/exe");
+    let source = if source.exists() {
+        source
+    } else {
+        std::env::current_exe().context("cannot find the xtask binary")?
+    };
+    let staged = target.with_extension("new");
+    fs::copy(&source, &staged)
+        .with_context(|| format!("cannot copy the xtask binary to {}", staged.display()))?;
+    fs::rename(&staged, &target)
+        .with_context(|| format!("cannot move the xtask binary to {}", target.display()))?;
+    Ok(target)
 }
