@@ -121,6 +121,17 @@ impl Claims {
         self.get_str("ref")
     }
 
+    /// The issuer without scheme and trailing slash (`gitlab.example.com`): the OIDC provider
+    /// name in AWS IAM and the prefix of trust-policy condition keys (`<host>:aud`, `<host>:sub`).
+    pub fn issuer_host(&self) -> Option<String> {
+        self.iss.as_deref().map(|iss| {
+            iss.trim_start_matches("https://")
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_owned()
+        })
+    }
+
     /// A one-line summary safe to print: iss, aud, sub and exp.
     pub fn summary(&self) -> String {
         format!(
@@ -265,6 +276,7 @@ mod tests {
         assert_eq!(c.get_str("project_id").as_deref(), Some("42"));
         assert_eq!(t.algorithm(), "RS256");
         assert_eq!(t.remaining_secs(&FixedClock(1500)), Some(500));
+        assert_eq!(c.issuer_host().as_deref(), Some("gitlab.example.com"));
     }
 
     #[test]

@@ -260,14 +260,7 @@ fn sts_failure(
         .map_or_else(|| "(none)".to_owned(), ToString::to_string);
     let sub = claims.sub.as_deref().unwrap_or("(none)");
     let provider = claims
-        .iss
-        .as_deref()
-        .map(|iss| {
-            iss.trim_start_matches("https://")
-                .trim_start_matches("http://")
-                .trim_end_matches('/')
-                .to_owned()
-        })
+        .issuer_host()
         .unwrap_or_else(|| "<gitlab host>".to_owned());
     let message = format!(
         "AssumeRoleWithWebIdentity for role {role_arn} in {region} failed: {}; \

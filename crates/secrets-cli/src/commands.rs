@@ -405,16 +405,7 @@ fn doctor(args: DoctorArgs, env: &ProcessEnv) -> Result<u8, CliError> {
         .err()
         .map(|e| e.to_string());
     let claim = |name: &str| claims.get_str(name).unwrap_or_else(|| "(none)".to_owned());
-    let issuer_host = claims
-        .iss
-        .as_deref()
-        .map(|iss| {
-            iss.trim_start_matches("https://")
-                .trim_start_matches("http://")
-                .trim_end_matches('/')
-                .to_owned()
-        })
-        .unwrap_or_default();
+    let issuer_host = claims.issuer_host().unwrap_or_default();
 
     let mut vault_hint = None;
     if let Some(role) = &args.vault_role {

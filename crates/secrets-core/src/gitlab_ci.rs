@@ -860,18 +860,21 @@ fn parse_aws(body: &Value) -> Result<AwsSecret, String> {
     }
 }
 
+/// GCP and Azure entries: only `name` and `version`, and `name` a present string.
+fn name_and_version_keys(map: &Map<String, Value>) -> Result<String, String> {
+    unknown_keys(map, &["name", "version"]).map_err(|m| m.replace("hash strategy ", ""))?;
+    match map.get("name") {
+        Some(Value::String(n)) if !n.trim().is_empty() => Ok(n.clone()),
+        Some(Value::String(_)) | None | Some(Value::Null) => Err("name can't be blank".into()),
+        Some(_) => Err("name should be a string".into()),
+    }
+}
+
 fn parse_gcp(body: &Value) -> Result<(String, String), String> {
     let Value::Object(map) = body else {
         return Err("config should be a hash".into());
     };
-    unknown_keys(map, &["name", "version"]).map_err(|m| m.replace("hash strategy ", ""))?;
-    let name = match map.get("name") {
-        Some(Value::String(n)) if !n.trim().is_empty() => n.clone(),
-        Some(Value::String(_)) | None | Some(Value::Null) => {
-            return Err("name can't be blank".into());
-        }
-        Some(_) => return Err("name should be a string".into()),
-    };
+    let name = name_and_version_keys(map)?;
     let version = match map.get("version") {
         None | Some(Value::Null) => "latest".to_owned(),
         Some(Value::Number(n)) if n.is_u64() => n.to_string(),
@@ -887,14 +890,7 @@ fn parse_azure(body: &Value) -> Result<(String, Option<String>), String> {
     let Value::Object(map) = body else {
         return Err("config should be a hash".into());
     };
-    unknown_keys(map, &["name", "version"]).map_err(|m| m.replace("hash strategy ", ""))?;
-    let name = match map.get("name") {
-        Some(Value::String(n)) if !n.trim().is_empty() => n.clone(),
-        Some(Value::String(_)) | None | Some(Value::Null) => {
-            return Err("name can't be blank".into());
-        }
-        Some(_) => return Err("name should be a string".into()),
-    };
+    let name = name_and_version_keys(map)?;
     let version = match map.get("version") {
         None | Some(Value::Null) => None,
         Some(Value::String(v)) => Some(v.clone()),
