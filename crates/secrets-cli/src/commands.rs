@@ -375,6 +375,7 @@ fn token_warnings(payload: &JobPayload) -> Vec<String> {
         };
         let Some(reference) = reference else { continue };
         if vars.expand(&reference).is_empty() {
+            let reference = secrets_core::payload::token_reference(&reference);
             out.push(format!(
                 "{key}: the token {reference} expands to nothing here; define the ID token (id_tokens: in GitLab, or the variable in this environment)"
             ));

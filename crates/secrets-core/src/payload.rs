@@ -518,6 +518,22 @@ impl fmt::Debug for InlineAuth {
     }
 }
 
+/// How to name a secret's token in messages: the variable reference itself (`$VAULT_ID_TOKEN`,
+/// `${AWS_ID_TOKEN}`) when it is one, never a literal token.
+pub fn token_reference(jwt: &str) -> String {
+    let name = jwt
+        .strip_prefix("${")
+        .and_then(|r| r.strip_suffix('}'))
+        .or_else(|| jwt.strip_prefix('$'));
+    match name {
+        Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {
+            jwt.to_owned()
+        }
+        _ if jwt.is_empty() => "(none)".to_owned(),
+        _ => "(a literal token)".to_owned(),
+    }
+}
+
 /// `Some(s)` when the option holds a non-empty string (Go treats null and `""` alike).
 pub fn non_empty(value: &Option<String>) -> Option<&str> {
     value.as_deref().filter(|s| !s.is_empty())
@@ -628,6 +644,18 @@ mod tests {
                 .unwrap()
                 .contains_key("version_id")
         );
+    }
+
+    #[test]
+    fn token_references_never_show_a_literal_token() {
+        assert_eq!(token_reference("$VAULT_ID_TOKEN"), "$VAULT_ID_TOKEN");
+        assert_eq!(token_reference("${AWS_ID_TOKEN}"), "${AWS_ID_TOKEN}");
+        assert_eq!(token_reference(""), "(none)");
+        assert_eq!(
+            token_reference("eyJhbGciOi.canary.sig"),
+            "(a literal token)"
+        );
+        assert_eq!(token_reference("$A-B"), "(a literal token)");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The offline plan: which identities log in and how many reads and batches a job's secrets
 //! cost, computed from the payload before expansion (so it never holds a token).
 
-use secrets_core::payload::non_empty;
+use secrets_core::payload::{non_empty, token_reference};
 use secrets_core::{ProviderKind, Secrets};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -80,7 +80,7 @@ impl Plan {
                             .auth
                             .data_str("role")
                             .unwrap_or_else(|| "(default)".into()),
-                        v.server.auth.data_str("jwt").unwrap_or_default(),
+                        token_reference(&v.server.auth.data_str("jwt").unwrap_or_default()),
                     );
                     let group = groups.entry((kind.keyword().into(), identity)).or_default();
                     group.logs_in = true;
@@ -102,7 +102,7 @@ impl Plan {
                             non_empty(&a.role_session_name)
                                 .or(non_empty(&a.server.role_session_name))
                                 .unwrap_or("(default)"),
-                            a.server.jwt
+                            token_reference(&a.server.jwt)
                         ),
                         None => format!("{region} default credential chain"),
                     };
@@ -178,14 +178,20 @@ mod tests {
                 "server": {"region": "us-east-1", "jwt": "$AWS_ID_TOKEN", "role_arn": "arn:aws:iam::1:role/r"}}}),
         );
         secrets.insert("OLD".into(), serde_json::json!({"akeyless": {}}));
+        secrets.insert(
+            "LITERAL".into(),
+            serde_json::json!({"vault": {"server": {"url": "https://v", "auth": {"name": "jwt", "path": "jwt",
+                "data": {"jwt": "eyJ.canary-literal.sig"}}}, "engine": {"name": "kv-v2", "path": "secret"},
+                "path": "x", "field": "f"}}),
+        );
         let payload: JobPayload =
             serde_json::from_value(serde_json::json!({ "secrets": secrets })).unwrap();
         let plan = Plan::of(&payload.secrets);
-        assert_eq!(plan.secrets, 52);
-        assert_eq!(plan.identities.len(), 2);
-        assert_eq!((plan.logins, plan.reads, plan.batches), (2, 5 + 1, 2));
+        assert_eq!(plan.secrets, 53);
+        assert_eq!(plan.identities.len(), 3);
+        assert_eq!((plan.logins, plan.reads, plan.batches), (3, 5 + 1 + 1, 2));
         assert_eq!(plan.skipped, ["OLD"]);
-        assert_eq!(plan.providers["vault"], 20);
+        assert_eq!(plan.providers["vault"], 21);
         let printed = serde_json::to_string(&plan).unwrap();
         assert!(
             printed.contains("token $AWS_ID_TOKEN"),

@@ -315,7 +315,11 @@ impl Resolver {
             Ok(_) => Ok(()),
             Err(e) => Err(Error::new(ErrorKind::InvalidConfig, e.to_string())
                 .with_variable(key)
-                .with_reference(format!("{}, token {reference}", original.reference()))),
+                .with_reference(format!(
+                    "{}, token {}",
+                    original.reference(),
+                    secrets_core::payload::token_reference(&reference)
+                ))),
         }
     }
 
