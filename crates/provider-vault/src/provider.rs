@@ -20,8 +20,8 @@ use auth_oidc::{Clock, IdToken};
 use futures_util::future::join_all;
 use secrets_core::payload::VaultSecret;
 use secrets_core::{
-    Error, ErrorKind, ProviderKind, ResolveContext, Resolved, SecretProvider, SecretRequest,
-    SecretValue,
+    DeadlinePassed, Error, ErrorKind, ProviderKind, ResolveContext, Resolved, SecretProvider,
+    SecretRequest, SecretValue,
 };
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -192,7 +192,12 @@ impl VaultProvider {
 
     /// Logs one identity in, reads its paths, takes its fields, revokes its token.
     #[instrument(skip_all, fields(server = %client.display(), auth_path = %group.auth_path, secrets = group.members.len()))]
-    async fn run_group(&self, group: Group<'_>, client: &ServerClient) -> Outcomes {
+    async fn run_group(
+        &self,
+        group: Group<'_>,
+        client: &ServerClient,
+        ctx: &ResolveContext,
+    ) -> Outcomes {
         let Group {
             key,
             auth_path,
@@ -203,6 +208,12 @@ impl VaultProvider {
             members
                 .iter()
                 .map(|m| (m.index, Err(e.to_core(m.variable, &m.reference))))
+                .collect()
+        };
+        let fail_late = |late: DeadlinePassed| -> Outcomes {
+            members
+                .iter()
+                .map(|m| (m.index, Err(late.error(m.variable, &m.reference))))
                 .collect()
         };
 
@@ -219,12 +230,11 @@ impl VaultProvider {
         };
         let hints = ClaimHints::from_claims(token.claims());
         let role = key.role.as_deref();
-        let vault_token = match client
-            .login(key.namespace, auth_path, role, &token, &hints)
-            .await
-        {
-            Ok(t) => t,
-            Err(e) => return fail_all(&e),
+        let login = client.login(key.namespace, auth_path, role, &token, &hints);
+        let vault_token = match ctx.before_deadline(login).await {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => return fail_all(&e),
+            Err(late) => return fail_late(late),
         };
         drop(token);
 
@@ -241,12 +251,14 @@ impl VaultProvider {
                 });
             path_of.push(at);
         }
-        let answers = join_all(
-            paths
-                .iter()
-                .map(|p| client.read(key.namespace, &vault_token, p, role)),
-        )
-        .await;
+        // Reads stop at the deadline so that the token is still revoked in time.
+        let answers = ctx
+            .before_deadline(join_all(
+                paths
+                    .iter()
+                    .map(|p| client.read(key.namespace, &vault_token, p, role)),
+            ))
+            .await;
 
         if self.revoke_token
             && let Err(e) = client.revoke(key.namespace, &vault_token).await
@@ -257,6 +269,10 @@ impl VaultProvider {
             );
         }
         drop(vault_token);
+        let answers = match answers {
+            Ok(answers) => answers,
+            Err(late) => return fail_late(late),
+        };
 
         let mut sharing = vec![0usize; paths.len()];
         for &at in &path_of {
@@ -405,7 +421,7 @@ impl SecretProvider for VaultProvider {
             let client = &clients[group.key.url];
             async move {
                 match client {
-                    Ok(client) => self.run_group(group, client).await,
+                    Ok(client) => self.run_group(group, client, ctx).await,
                     Err(e) => group
                         .members
                         .iter()

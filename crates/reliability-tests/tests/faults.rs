@@ -230,6 +230,43 @@ async fn the_deadline_bounds_a_resolution_whose_server_stalls() {
 }
 
 #[tokio::test]
+async fn the_deadline_stops_reads_but_the_vault_token_is_still_revoked() {
+    bounded(async {
+        let server = vault_mock().await;
+        Mock::given(method("GET"))
+            .and(path("/v1/secret/data/ci/app"))
+            .respond_with(kv2(json!({"password": "late"})).set_delay(Duration::from_secs(30)))
+            .mount(&server)
+            .await;
+        let url = server.uri();
+        let options = secrets_resolver::ResolveOptions {
+            request_timeout: Duration::from_secs(20),
+            deadline: Duration::from_secs(1),
+            ..fast_options()
+        };
+        let started = Instant::now();
+        let result = resolver(&url, options)
+            .resolve(&one_vault(&url, "DB_PASSWORD"), &Default::default())
+            .await;
+        let elapsed = started.elapsed();
+        let failed = expect_failure(&result, "DB_PASSWORD", ErrorKind::Unavailable);
+        assert!(failed.message.contains("deadline"), "{}", failed.message);
+        assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+        let revokes = server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.url.path() == "/v1/auth/token/revoke-self")
+            .count();
+        assert_eq!(revokes, 1, "the token outlived the resolution");
+        let report = &result.as_ref().expect_err("failed").report;
+        assert_eq!(report.requests_of("vault_revoke"), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn vault_5xx_burst_is_retried_and_succeeds() {
     bounded(async {
         let server = vault_mock().await;

@@ -24,8 +24,8 @@ mod redact;
 pub use error::{Error, ErrorKind, FailureReason, Result};
 pub use payload::{JobPayload, ProviderKind, Secret, Secrets};
 pub use provider::{
-    RequestCounter, RequestKind, ResolveContext, Resolved, RetryPolicy, SecretProvider,
-    SecretRequest,
+    DeadlinePassed, RequestCounter, RequestKind, ResolveContext, Resolved, RetryPolicy,
+    SecretProvider, SecretRequest,
 };
 pub use value::SecretValue;
 pub use variables::{JobVariable, Variables};

@@ -1,12 +1,12 @@
 //! The provider trait and what a resolution shares with its providers.
 
 use crate::payload::{ProviderKind, Secret};
-use crate::{Error, SecretValue};
+use crate::{Error, ErrorKind, SecretValue};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// One secret to resolve: the variable it creates and its entry, already expanded.
 #[derive(Debug, Clone)]
@@ -170,6 +170,41 @@ pub struct ResolveContext {
     pub max_concurrency: usize,
     /// Retries of retryable failures.
     pub retry: RetryPolicy,
+    /// When the resolution must end. A provider stops waiting for answers then, fails what
+    /// is left, and still cleans up (a Vault token is revoked); `None`: no deadline.
+    pub deadline: Option<Instant>,
+}
+
+impl ResolveContext {
+    /// Runs `work` until [`Self::deadline`].
+    pub async fn before_deadline<T>(
+        &self,
+        work: impl Future<Output = T>,
+    ) -> Result<T, DeadlinePassed> {
+        match self.deadline {
+            None => Ok(work.await),
+            Some(deadline) => tokio::time::timeout_at(deadline.into(), work)
+                .await
+                .map_err(|_| DeadlinePassed),
+        }
+    }
+}
+
+/// The resolution's deadline passed before the work finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeadlinePassed;
+
+impl DeadlinePassed {
+    /// The error of one secret the deadline stopped.
+    pub fn error(self, variable: &str, reference: &str) -> Error {
+        Error::new(
+            ErrorKind::Unavailable,
+            "not resolved within the resolution's deadline",
+        )
+        .with_variable(variable)
+        .with_reference(reference)
+        .with_fix("check that the server is reachable and answers in time, or raise the deadline")
+    }
 }
 
 impl Default for ResolveContext {
@@ -180,6 +215,7 @@ impl Default for ResolveContext {
             connect_timeout: Duration::from_secs(10),
             max_concurrency: 8,
             retry: RetryPolicy::default(),
+            deadline: None,
         }
     }
 }

@@ -22,7 +22,8 @@ pub struct ResolveOptions {
     pub request_timeout: Duration,
     /// The longest a connect (TCP and TLS) may take.
     pub connect_timeout: Duration,
-    /// The longest a whole attempt may take.
+    /// The longest a whole attempt may take. Providers stop reading then; cleanup (a Vault
+    /// token's revocation) may take one more `request_timeout`.
     pub deadline: Duration,
     /// Requests in flight per server at most.
     pub max_concurrency: usize,

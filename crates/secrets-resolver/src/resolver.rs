@@ -130,6 +130,7 @@ impl Resolver {
             connect_timeout: self.options.connect_timeout,
             max_concurrency: self.options.max_concurrency.max(1),
             retry: self.options.retry,
+            deadline: None,
         };
         let mut warnings = self.options.warnings.clone();
         let lookup = |name: &str| variables.get(name).map(|v| v.into_owned());
@@ -337,12 +338,18 @@ impl Resolver {
         for item in pending {
             groups.entry(item.1).or_default().push(item);
         }
+        // Providers see the deadline and stop in time to clean up; the outer timeout, later
+        // by one request's time (a revoke), only stops a provider that ignores it.
+        let ctx = &ResolveContext {
+            deadline: Some(Instant::now() + self.options.deadline),
+            ..ctx.clone()
+        };
+        let backstop = self.options.deadline + self.options.request_timeout;
         let calls = groups.into_iter().map(|(kind, items)| async move {
             let provider = &self.providers[&kind];
             let requests: Vec<SecretRequest> = items.iter().map(|(_, _, r)| r.clone()).collect();
             let started = Instant::now();
-            let results =
-                tokio::time::timeout(self.options.deadline, provider.resolve(&requests, ctx)).await;
+            let results = tokio::time::timeout(backstop, provider.resolve(&requests, ctx)).await;
             (items, results, started.elapsed())
         });
         let mut failed = Vec::new();
