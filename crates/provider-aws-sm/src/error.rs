@@ -111,13 +111,16 @@ impl Failure {
 
     /// The core error for `variable`, naming `reference` (secret id, field, region).
     pub(crate) fn into_error(self, variable: &str, reference: &str) -> Error {
-        let mut err = Error::new(self.kind, self.message)
-            .with_variable(variable)
-            .with_reference(reference);
-        if let Some(fix) = self.fix {
-            err = err.with_fix(fix);
+        self.into_reference_error(reference).with_variable(variable)
+    }
+
+    /// The core error naming only `reference`, for callers without a variable.
+    pub(crate) fn into_reference_error(self, reference: &str) -> Error {
+        let err = Error::new(self.kind, self.message).with_reference(reference);
+        match self.fix {
+            Some(fix) => err.with_fix(fix),
+            None => err,
         }
-        err
     }
 }
 

@@ -34,3 +34,4 @@ mod value;
 pub use config::{AwsSecretsManagerBuilder, DEFAULT_APP_NAME, NumberFormat};
 pub use error::classify;
 pub use provider::AwsSecretsManagerProvider;
+pub use value::extract_field;

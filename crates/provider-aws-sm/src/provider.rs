@@ -278,15 +278,18 @@ async fn resolve_all(
         "aws secrets manager plan"
     );
 
-    let per_identity = join_all(
-        identities
-            .iter()
-            .enumerate()
-            .map(|(i, identity)| run_identity(config, ctx, identity, i, &fetches)),
-    )
-    .await;
+    // Nothing to clean up in AWS: at the deadline every unfinished read simply fails.
+    let per_identity = ctx
+        .before_deadline(join_all(
+            identities
+                .iter()
+                .enumerate()
+                .map(|(i, identity)| run_identity(config, ctx, identity, i, &fetches)),
+        ))
+        .await;
+    let late = per_identity.as_ref().err().copied();
     let mut fetched: Vec<Option<Fetched>> = fetches.iter().map(|_| None).collect();
-    for (index, outcome) in per_identity.into_iter().flatten() {
+    for (index, outcome) in per_identity.into_iter().flatten().flatten() {
         fetched[index] = Some(outcome);
     }
 
@@ -307,11 +310,12 @@ async fn resolve_all(
                     .map_err(|f| f.into_error(variable, &p.reference))
             }
             Some(Fetched { raw: Err(f), .. }) => Err(f.clone().into_error(variable, &p.reference)),
-            None => Err(
-                Error::new(ErrorKind::Unexpected, "the secret was not fetched")
+            None => Err(match late {
+                Some(late) => late.error(variable, &p.reference),
+                None => Error::new(ErrorKind::Unexpected, "the secret was not fetched")
                     .with_variable(variable)
                     .with_reference(&p.reference),
-            ),
+            }),
         };
         out[p.request] = Some(result);
     }

@@ -40,6 +40,36 @@ pub(crate) fn raw_text(
     )
 }
 
+/// One top-level field of a secret's text, extracted as the provider does for `field:`
+/// (runner-semantics §5.4): the text must be a flat JSON object and the field a string,
+/// number or boolean. Errors name `secret_id` and never quote the text.
+///
+/// ```
+/// use provider_aws_sm::{NumberFormat, extract_field};
+///
+/// let text = r#"{"user":"app","port":5432,"ratio":1000000}"#;
+/// let value = extract_field(text, "port", "db", NumberFormat::JsonLiteral).unwrap();
+/// assert_eq!(value.expose(), "5432");
+/// let value = extract_field(text, "ratio", "db", NumberFormat::RunnerFloat).unwrap();
+/// assert_eq!(value.expose(), "1e+06");
+/// let missing = extract_field(text, "password", "db", NumberFormat::default()).unwrap_err();
+/// assert!(missing.to_string().contains("key 'password' not found"));
+/// ```
+pub fn extract_field(
+    secret_text: &str,
+    field: &str,
+    secret_id: &str,
+    format: NumberFormat,
+) -> std::result::Result<SecretValue, secrets_core::Error> {
+    extract(
+        &SecretString::from(secret_text.to_owned()),
+        Some(field),
+        secret_id,
+        format,
+    )
+    .map_err(|failure| failure.into_reference_error(secret_id))
+}
+
 /// The variable's value: the whole text, or one top-level field of a JSON object.
 pub(crate) fn extract(
     raw: &SecretString,

@@ -3,6 +3,7 @@
 //! short forms, expansion and the Vault value formatting.
 
 use proptest::prelude::*;
+use provider_aws_sm::{NumberFormat, extract_field};
 use secrets_core::expand::{expand, expand_with, truncate_bytes};
 use secrets_core::gitlab_ci::{CiConfig, parse_aws_short, parse_vault_short};
 use secrets_core::{ErrorKind, JobPayload, JobVariable, Secret, Variables};
@@ -195,6 +196,35 @@ proptest! {
     #[test]
     fn vault_value_formatting_never_panics(text in ".{0,80}") {
         let _ = provider_vault::format_go_value(&text);
+    }
+
+    #[test]
+    fn aws_fields_extract_scalars(key in name(), text in ".{0,40}", n in any::<i64>(), b in any::<bool>()) {
+        let object = serde_json::json!({ "s": text, "n": n, "b": b, "o": { "k": 1 } }).to_string();
+        let literal = NumberFormat::JsonLiteral;
+        let field = |name: &str| extract_field(&object, name, "id", literal).map(|v| v.expose().to_owned());
+        prop_assert_eq!(field("s").expect("string"), text);
+        prop_assert_eq!(field("n").expect("number"), n.to_string());
+        prop_assert_eq!(field("b").expect("bool"), b.to_string());
+        let nested = extract_field(&object, "o", "id", literal).expect_err("an object is not a scalar");
+        prop_assert_eq!(nested.kind(), ErrorKind::InvalidSpec);
+        let missing = extract_field(&object, &format!("{key}_"), "id", literal).expect_err("absent");
+        prop_assert_eq!(missing.kind(), ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn aws_field_errors_never_quote_the_text(canary in "[A-Za-z0-9]{12,24}", shape in 0usize..4) {
+        let text = match shape {
+            0 => canary.clone(),
+            1 => format!("{{\"other\": \"{canary}\"}}"),
+            2 => format!("[\"{canary}\"]"),
+            _ => format!("{{\"f\": {{\"deep\": \"{canary}\"}}}}"),
+        };
+        for format in [NumberFormat::JsonLiteral, NumberFormat::RunnerFloat] {
+            let err = extract_field(&text, "f", "id", format).expect_err("no scalar field f");
+            let (shown, debug) = (err.to_string(), format!("{err:?}"));
+            prop_assert!(!shown.contains(&canary) && !debug.contains(&canary));
+        }
     }
 }
 
