@@ -21,6 +21,10 @@ use secrets_core::{ErrorKind, RequestCounter, RequestKind, ResolveContext, Retry
 /// The longest answer read from Vault. Secrets are small; a larger answer is not Vault (or not
 /// a secret), and reading it whole would let a server exhaust memory.
 pub(crate) const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+
+/// The longest `Retry-After` honoured; a longer wait is cut to this (the deadline still
+/// bounds the whole resolution).
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -117,6 +121,8 @@ struct LoginAuth {
 struct Answer {
     status: u16,
     body: Zeroizing<Vec<u8>>,
+    /// `Retry-After` in seconds (the form Vault's rate-limit quotas send).
+    retry_after: Option<Duration>,
 }
 
 impl ServerClient {
@@ -280,6 +286,12 @@ impl ServerClient {
             .await
             .map_err(|e| transport_outcome(&e, self.timeout))?;
         let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let mut response = response;
         if response
             .content_length()
@@ -298,7 +310,11 @@ impl ServerClient {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(Answer { status, body })
+        Ok(Answer {
+            status,
+            body,
+            retry_after,
+        })
     }
 
     /// Runs `f` again while it fails with a retryable error, as the retry policy allows.
@@ -315,6 +331,13 @@ impl ServerClient {
         f.retry(backoff)
             .sleep(tokio::time::sleep)
             .when(|e: &VaultError| e.retryable)
+            // The server's `Retry-After` lengthens the wait, never shortens it.
+            .adjust(|e: &VaultError, next: Option<Duration>| {
+                next.map(|wait| match e.retry_after {
+                    Some(asked) => wait.max(asked.min(MAX_RETRY_AFTER)),
+                    None => wait,
+                })
+            })
             .notify(|e: &VaultError, after: Duration| {
                 tracing::warn!(
                     server = %self.display,
@@ -383,7 +406,8 @@ impl ServerClient {
                         status: answer.status,
                         errors,
                     },
-                ));
+                )
+                .with_retry_after(answer.retry_after));
             }
             let parsed: LoginAnswer = serde_json::from_slice(&answer.body).map_err(|_| {
                 classify(
@@ -466,11 +490,10 @@ impl ServerClient {
                 }
                 status => {
                     let errors = server_errors(&answer.body, &[vault_token.expose_secret()]);
-                    Err(classify(
-                        &self.display,
-                        &op,
-                        &Outcome::Status { status, errors },
-                    ))
+                    Err(
+                        classify(&self.display, &op, &Outcome::Status { status, errors })
+                            .with_retry_after(answer.retry_after),
+                    )
                 }
             }
         })

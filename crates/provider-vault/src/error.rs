@@ -31,6 +31,8 @@ pub(crate) struct VaultError {
     pub(crate) retryable: bool,
     pub(crate) message: String,
     pub(crate) fix: Option<String>,
+    /// The wait the server asked for (`Retry-After`) before another attempt.
+    pub(crate) retry_after: Option<Duration>,
 }
 
 impl VaultError {
@@ -40,11 +42,17 @@ impl VaultError {
             retryable: kind.is_retryable_by_default(),
             message: message.into(),
             fix: None,
+            retry_after: None,
         }
     }
 
     pub(crate) fn with_fix(mut self, fix: impl Into<String>) -> Self {
         self.fix = Some(fix.into());
+        self
+    }
+
+    pub(crate) fn with_retry_after(mut self, wait: Option<Duration>) -> Self {
+        self.retry_after = wait;
         self
     }
 

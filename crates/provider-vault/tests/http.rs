@@ -841,6 +841,41 @@ async fn transient_failures_are_retried_then_succeed() {
 }
 
 #[tokio::test]
+async fn retry_after_lengthens_the_wait_before_the_next_attempt() {
+    let server = MockServer::start().await;
+    mount_login(&server, 1).await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("Retry-After", "1")
+                .set_body_json(errors(&["rate limit quota exceeded"])),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(kv2(json!({"f": "after the wait"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // The policy alone would wait at most 5 ms; the server asked for 1 s.
+    let ctx = ctx();
+    let started = Instant::now();
+    let results = no_revoke()
+        .resolve(&[Spec::new(&server, "a", "f").request("A")], &ctx)
+        .await;
+    assert_eq!(value(&results[0]), "after the wait");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(ctx.requests.get(RequestKind::VaultRead), 2);
+}
+
+#[tokio::test]
 async fn reads_are_concurrent_but_bounded_per_server() {
     let delay = Duration::from_millis(300);
     let run = |max_concurrency: usize| async move {
