@@ -66,10 +66,27 @@ pub fn parse_payload(text: &str, origin: &str) -> Result<JobPayload, CliError> {
     })
 }
 
-/// Reads and parses a `.gitlab-ci.yml`.
+/// Reads and parses a `.gitlab-ci.yml` with its local includes, relative to the file's
+/// directory (standard input: the working directory); warns of includes not followed.
 pub fn read_ci_config(path: &Path) -> Result<CiConfig, CliError> {
-    let text = read_input(path)?;
-    CiConfig::from_yaml(&text).map_err(|e| CliError::config(format!("{}: {e}", path.display())))
+    let loaded = if path == Path::new("-") {
+        let text = read_input(path)?;
+        CiConfig::from_yaml_with_includes(&text, "stdin", Path::new("."))
+    } else {
+        let project_dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        CiConfig::load(path, project_dir)
+    }
+    .map_err(|e| CliError::config(e.to_string()))?;
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    if loaded.files.len() > 1 {
+        tracing::info!(files = ?loaded.files, "read the configuration with its local includes");
+    }
+    Ok(loaded.config)
 }
 
 /// The payload for `--job-payload`, or for `--ci-config` + `--job`.

@@ -103,6 +103,42 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 }
 
 #[test]
+fn check_follows_local_includes_and_warns_of_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("ci")).unwrap();
+    write(
+        dir.path(),
+        "ci/secrets.yml",
+        "variables:\n  VAULT_SERVER_URL: https://vault.example.com\n\
+         deploy:\n  id_tokens:\n    VAULT_ID_TOKEN:\n      aud: https://vault.example.com\n  \
+         secrets:\n    DB_PASSWORD:\n      vault: production/db/password@ops\n",
+    );
+    let main = write(
+        dir.path(),
+        ".gitlab-ci.yml",
+        "include:\n  - local: ci/secrets.yml\n  - project: group/shared\n    file: /jobs.yml\n\
+         deploy:\n  script: [./deploy.sh]\n",
+    );
+    cli()
+        .args(["check", "--job", "deploy", "--ci-config"])
+        .arg(&main)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("job deploy: 1 secret"))
+        .stderr(predicate::str::contains(
+            "`include: project: group/shared file /jobs.yml` is not followed",
+        ));
+    write(dir.path(), ".gitlab-ci.yml", "include: ci/missing.yml\n");
+    cli()
+        .args(["check", "--ci-config"])
+        .arg(&main)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("include ci/missing.yml"))
+        .stderr(predicate::str::contains("cannot read"));
+}
+
+#[test]
 fn bad_inputs_exit_2_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let malformed = write(dir.path(), "bad.yml", "job: [unclosed\n");

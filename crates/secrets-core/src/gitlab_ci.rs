@@ -4,7 +4,8 @@
 //!
 //! Supported on top of plain jobs: global `variables:`, `default:id_tokens`, `extends:`
 //! (deep merge, as GitLab does), `inherit:default` and `inherit:variables`, YAML anchors
-//! and merge keys. `include:` is not followed.
+//! and merge keys, and local `include:` files ([`CiConfig::load`]; remote, project,
+//! template and component includes are reported, not followed).
 
 use crate::error::{Error, ErrorKind};
 use crate::payload::{
@@ -14,6 +15,9 @@ use crate::payload::{
 use indexmap::IndexMap;
 use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
+
+mod include;
+pub use include::{Include, LoadedConfig, MAX_INCLUDED_FILES};
 
 /// Top-level keys that are not jobs.
 const RESERVED: &[&str] = &[
