@@ -10,7 +10,7 @@
 //!    `ctx.max_concurrency`; every variable takes its field from its path's answer;
 //! 5. each Vault token is revoked (unless turned off), and results come back in request order.
 
-use crate::client::{ServerClient, parse_server_url};
+use crate::client::{ServerClient, TokenGuard, parse_server_url};
 use crate::config::TlsConfig;
 use crate::engine::{EngineKind, login_path};
 use crate::error::{ClaimHints, VaultError};
@@ -195,7 +195,7 @@ impl VaultProvider {
     async fn run_group(
         &self,
         group: Group<'_>,
-        client: &ServerClient,
+        client: &Arc<ServerClient>,
         ctx: &ResolveContext,
     ) -> Outcomes {
         let Group {
@@ -232,7 +232,7 @@ impl VaultProvider {
         let role = key.role.as_deref();
         let login = client.login(key.namespace, auth_path, role, &token, &hints);
         let vault_token = match ctx.before_deadline(login).await {
-            Ok(Ok(t)) => t,
+            Ok(Ok(t)) => TokenGuard::new(Arc::clone(client), key.namespace, t),
             Ok(Err(e)) => return fail_all(&e),
             Err(late) => return fail_late(late),
         };
@@ -256,19 +256,18 @@ impl VaultProvider {
             .before_deadline(join_all(
                 paths
                     .iter()
-                    .map(|p| client.read(key.namespace, &vault_token, p, role)),
+                    .map(|p| client.read(key.namespace, vault_token.token(), p, role)),
             ))
             .await;
 
-        if self.revoke_token
-            && let Err(e) = client.revoke(key.namespace, &vault_token).await
-        {
+        if !self.revoke_token {
+            vault_token.keep();
+        } else if let Err(e) = vault_token.revoke().await {
             tracing::warn!(
                 server = %client.display(),
                 "could not revoke the Vault token (it lives until its TTL ends): {e}"
             );
         }
-        drop(vault_token);
         let answers = match answers {
             Ok(answers) => answers,
             Err(late) => return fail_late(late),
@@ -408,10 +407,12 @@ impl SecretProvider for VaultProvider {
         drop(group_of);
 
         // One client per server URL.
-        let mut clients: HashMap<&str, Result<ServerClient, VaultError>> = HashMap::new();
+        let mut clients: HashMap<&str, Result<Arc<ServerClient>, VaultError>> = HashMap::new();
         for group in &groups {
             if !clients.contains_key(group.key.url) {
-                let client = ServerClient::connect(&group.server, &self.tls, ctx).await;
+                let client = ServerClient::connect(&group.server, &self.tls, ctx)
+                    .await
+                    .map(Arc::new);
                 clients.insert(group.key.url, client);
             }
         }

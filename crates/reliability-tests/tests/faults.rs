@@ -267,6 +267,45 @@ async fn the_deadline_stops_reads_but_the_vault_token_is_still_revoked() {
 }
 
 #[tokio::test]
+async fn a_cancelled_resolution_still_revokes_its_vault_token() {
+    bounded(async {
+        let server = vault_mock().await;
+        Mock::given(method("GET"))
+            .and(path("/v1/secret/data/ci/app"))
+            .respond_with(kv2(json!({"password": "late"})).set_delay(Duration::from_secs(30)))
+            .mount(&server)
+            .await;
+        let url = server.uri();
+        let resolver = resolver(&url, fast_options());
+        let secrets = one_vault(&url, "DB_PASSWORD");
+        let variables = Default::default();
+        // The caller gives up (a cancelled job) while the read is in flight.
+        let cancelled = tokio::time::timeout(
+            Duration::from_millis(500),
+            resolver.resolve(&secrets, &variables),
+        )
+        .await;
+        assert!(cancelled.is_err(), "the read was still in flight");
+        let revoked = async {
+            loop {
+                let requests = server.received_requests().await.unwrap_or_default();
+                if requests
+                    .iter()
+                    .any(|r| r.url.path() == "/v1/auth/token/revoke-self")
+                {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), revoked)
+            .await
+            .expect("the token of the cancelled resolution was revoked");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn vault_5xx_burst_is_retried_and_succeeds() {
     bounded(async {
         let server = vault_mock().await;
