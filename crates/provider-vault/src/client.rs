@@ -164,6 +164,13 @@ impl ServerClient {
         if tls.skip_verify {
             builder = builder.tls_danger_accept_invalid_certs(true);
         }
+        if let Some(proxy) = &tls.proxy {
+            tracing::debug!(
+                proxy = proxy.shown.as_str(),
+                "Vault requests go through a proxy"
+            );
+            builder = builder.proxy(proxy.proxy.clone());
+        }
         if let Some(name) = tls
             .server_name
             .as_deref()

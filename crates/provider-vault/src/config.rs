@@ -175,6 +175,17 @@ pub(crate) struct TlsConfig {
     pub(crate) server_name: Option<String>,
     /// Accept any server certificate.
     pub(crate) skip_verify: bool,
+    /// The proxy for every Vault request (`VAULT_PROXY_ADDR`, `VAULT_HTTP_PROXY`), in place
+    /// of the `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` ones.
+    pub(crate) proxy: Option<VaultProxy>,
+}
+
+/// A proxy from the environment; its URL may carry credentials, so it is shown without them.
+#[derive(Clone)]
+pub(crate) struct VaultProxy {
+    pub(crate) proxy: reqwest::Proxy,
+    /// The variable and the URL without credentials, for messages.
+    pub(crate) shown: String,
 }
 
 impl fmt::Debug for TlsConfig {
@@ -188,6 +199,7 @@ impl fmt::Debug for TlsConfig {
             )
             .field("server_name", &self.server_name)
             .field("skip_verify", &self.skip_verify)
+            .field("proxy", &self.proxy.as_ref().map(|p| &p.shown))
             .finish()
     }
 }
@@ -211,6 +223,8 @@ fn names(suffix: &'static str) -> (&'static str, &'static str) {
         "CLIENT_KEY" => ("BAO_CLIENT_KEY", "VAULT_CLIENT_KEY"),
         "TLS_SERVER_NAME" => ("BAO_TLS_SERVER_NAME", "VAULT_TLS_SERVER_NAME"),
         "SKIP_VERIFY" => ("BAO_SKIP_VERIFY", "VAULT_SKIP_VERIFY"),
+        "PROXY_ADDR" => ("BAO_PROXY_ADDR", "VAULT_PROXY_ADDR"),
+        "HTTP_PROXY" => ("BAO_HTTP_PROXY", "VAULT_HTTP_PROXY"),
         _ => ("BAO_?", "VAULT_?"),
     }
 }
@@ -367,12 +381,34 @@ impl TlsConfig {
             );
         }
 
+        // As the Vault client: PROXY_ADDR wins over the older HTTP_PROXY.
+        let proxy = match read_var(env, "PROXY_ADDR").or_else(|| read_var(env, "HTTP_PROXY")) {
+            None => None,
+            Some((var, value)) => {
+                let invalid = || {
+                    config_error(
+                        format!("{var} is not a proxy URL"),
+                        &format!("set {var} to a URL such as http://proxy.example.com:3128"),
+                    )
+                };
+                let mut url = reqwest::Url::parse(&value).map_err(|_| invalid())?;
+                let proxy = reqwest::Proxy::all(url.clone()).map_err(|_| invalid())?;
+                let _ = url.set_username("");
+                let _ = url.set_password(None);
+                Some(VaultProxy {
+                    proxy,
+                    shown: format!("{var}={url}"),
+                })
+            }
+        };
+
         Ok(Self {
             ca_source,
             ca_certs,
             identity,
             server_name,
             skip_verify,
+            proxy,
         })
     }
 }
@@ -388,6 +424,30 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         move |name: &str| map.get(name).cloned()
+    }
+
+    #[test]
+    fn proxy_addr_wins_and_its_credentials_are_never_shown() {
+        let e = env(&[
+            ("VAULT_HTTP_PROXY", "http://old.example:3128"),
+            (
+                "VAULT_PROXY_ADDR",
+                "http://user:pa55w0rd@proxy.example:8080",
+            ),
+        ]);
+        let tls = TlsConfig::load(Some(&e), None).unwrap();
+        let proxy = tls.proxy.as_ref().expect("a proxy");
+        assert_eq!(proxy.shown, "VAULT_PROXY_ADDR=http://proxy.example:8080/");
+        assert!(!format!("{tls:?}").contains("pa55w0rd"));
+        let e = env(&[("BAO_HTTP_PROXY", "http://bao.example:3128")]);
+        let tls = TlsConfig::load(Some(&e), None).unwrap();
+        assert_eq!(
+            tls.proxy.expect("a proxy").shown,
+            "BAO_HTTP_PROXY=http://bao.example:3128/"
+        );
+        let e = env(&[("VAULT_PROXY_ADDR", "not a url")]);
+        let err = TlsConfig::load(Some(&e), None).unwrap_err().to_string();
+        assert!(err.contains("VAULT_PROXY_ADDR is not a proxy URL"), "{err}");
     }
 
     #[test]

@@ -876,6 +876,41 @@ async fn retry_after_lengthens_the_wait_before_the_next_attempt() {
 }
 
 #[tokio::test]
+async fn vault_proxy_addr_carries_every_request() {
+    // The proxy is the mock: the server's own name never resolves.
+    let proxy = MockServer::start().await;
+    mount_login(&proxy, 1).await;
+    Mock::given(method("GET"))
+        .and(path("/v1/secret/data/a"))
+        .respond_with(kv2(json!({"f": "through the proxy"})))
+        .expect(1)
+        .mount(&proxy)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/auth/token/revoke-self"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&proxy)
+        .await;
+    let proxy_url = proxy.uri();
+    let provider = provider_vault::VaultProviderBuilder::new()
+        .with_env(move |name: &str| (name == "VAULT_PROXY_ADDR").then(|| proxy_url.clone()))
+        .build()
+        .unwrap();
+    let spec = Spec::at("http://vault.invalid:8200", "a", "f");
+    let results = provider.resolve(&[spec.request("A")], &ctx()).await;
+    assert_eq!(value(&results[0]), "through the proxy");
+    let hosts: Vec<String> = proxy
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|r| r.url.host_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(hosts.iter().all(|h| h == "vault.invalid"), "{hosts:?}");
+}
+
+#[tokio::test]
 async fn reads_are_concurrent_but_bounded_per_server() {
     let delay = Duration::from_millis(300);
     let run = |max_concurrency: usize| async move {
