@@ -17,14 +17,6 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Url};
 use secrecy::{ExposeSecret as _, SecretString};
 use secrets_core::{ErrorKind, RequestCounter, RequestKind, ResolveContext, RetryPolicy};
-
-/// The longest answer read from Vault. Secrets are small; a larger answer is not Vault (or not
-/// a secret), and reading it whole would let a server exhaust memory.
-pub(crate) const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
-
-/// The longest `Retry-After` honoured; a longer wait is cut to this (the deadline still
-/// bounds the whole resolution).
-pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -33,6 +25,14 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tracing::instrument;
 use zeroize::Zeroizing;
+
+/// The longest answer read from Vault. Secrets are small; a larger answer is not Vault (or not
+/// a secret), and reading it whole would let a server exhaust memory.
+pub(crate) const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+
+/// The longest `Retry-After` honoured; a longer wait is cut to this (the deadline still
+/// bounds the whole resolution).
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 const X_VAULT_REQUEST: HeaderName = HeaderName::from_static("x-vault-request");
 const X_VAULT_TOKEN: HeaderName = HeaderName::from_static("x-vault-token");
