@@ -51,6 +51,28 @@ async fn vault_mock() -> MockServer {
     server
 }
 
+/// A Vault mock whose read answers only after 30 s (past every deadline in these tests).
+async fn vault_with_stalled_read() -> MockServer {
+    let server = vault_mock().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/secret/data/ci/app"))
+        .respond_with(kv2(json!({"password": "late"})).set_delay(Duration::from_secs(30)))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// How many `revoke-self` requests `server` has received.
+async fn revokes_received(server: &MockServer) -> usize {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == "/v1/auth/token/revoke-self")
+        .count()
+}
+
 fn one_vault(url: &str, variable: &str) -> secrets_core::Secrets {
     secrets(vec![(
         variable,
@@ -232,12 +254,7 @@ async fn the_deadline_bounds_a_resolution_whose_server_stalls() {
 #[tokio::test]
 async fn the_deadline_stops_reads_but_the_vault_token_is_still_revoked() {
     bounded(async {
-        let server = vault_mock().await;
-        Mock::given(method("GET"))
-            .and(path("/v1/secret/data/ci/app"))
-            .respond_with(kv2(json!({"password": "late"})).set_delay(Duration::from_secs(30)))
-            .mount(&server)
-            .await;
+        let server = vault_with_stalled_read().await;
         let url = server.uri();
         let options = secrets_resolver::ResolveOptions {
             request_timeout: Duration::from_secs(20),
@@ -252,14 +269,11 @@ async fn the_deadline_stops_reads_but_the_vault_token_is_still_revoked() {
         let failed = expect_failure(&result, "DB_PASSWORD", ErrorKind::Unavailable);
         assert!(failed.message.contains("deadline"), "{}", failed.message);
         assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
-        let revokes = server
-            .received_requests()
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|r| r.url.path() == "/v1/auth/token/revoke-self")
-            .count();
-        assert_eq!(revokes, 1, "the token outlived the resolution");
+        assert_eq!(
+            revokes_received(&server).await,
+            1,
+            "the token outlived the resolution"
+        );
         let report = &result.as_ref().expect_err("failed").report;
         assert_eq!(report.requests_of("vault_revoke"), 1);
     })
@@ -269,12 +283,7 @@ async fn the_deadline_stops_reads_but_the_vault_token_is_still_revoked() {
 #[tokio::test]
 async fn a_cancelled_resolution_still_revokes_its_vault_token() {
     bounded(async {
-        let server = vault_mock().await;
-        Mock::given(method("GET"))
-            .and(path("/v1/secret/data/ci/app"))
-            .respond_with(kv2(json!({"password": "late"})).set_delay(Duration::from_secs(30)))
-            .mount(&server)
-            .await;
+        let server = vault_with_stalled_read().await;
         let url = server.uri();
         let resolver = resolver(&url, fast_options());
         let secrets = one_vault(&url, "DB_PASSWORD");
@@ -287,14 +296,7 @@ async fn a_cancelled_resolution_still_revokes_its_vault_token() {
         .await;
         assert!(cancelled.is_err(), "the read was still in flight");
         let revoked = async {
-            loop {
-                let requests = server.received_requests().await.unwrap_or_default();
-                if requests
-                    .iter()
-                    .any(|r| r.url.path() == "/v1/auth/token/revoke-self")
-                {
-                    break;
-                }
+            while revokes_received(&server).await == 0 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         };
