@@ -8,6 +8,9 @@ use common::*;
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 
+/// A Key Vault error case: host, path, status, code, inner code, message.
+type ErrorCase<'a> = (&'a str, &'a str, u16, &'a str, Option<&'a str>, &'a str);
+
 fn aadsts(body: &Value) -> (&str, u64, &str) {
     (
         body["error"].as_str().unwrap_or("<none>"),
@@ -392,7 +395,7 @@ async fn key_vault_serves_latest_and_pinned_versions() {
 async fn key_vault_error_bodies() {
     let h = Harness::start().await;
     let token = h.kv_token().await;
-    let cases: [(&str, &str, u16, &str, Option<&str>, &str); 7] = [
+    let cases: [ErrorCase<'_>; 7] = [
         (
             VAULT_HOST,
             "/secrets/nope",

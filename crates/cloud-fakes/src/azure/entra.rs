@@ -362,9 +362,10 @@ async fn check_assertion(
     let iss = parsed.str_claim("iss").unwrap_or_default().to_owned();
     let sub = parsed.str_claim("sub").unwrap_or_default().to_owned();
     let audiences = parsed.audiences();
-    let credential = app.federated_credentials.iter().find(|fc| {
-        fc.issuer == iss && fc.subject == sub && audiences.iter().any(|a| *a == fc.audience)
-    });
+    let credential = app
+        .federated_credentials
+        .iter()
+        .find(|fc| fc.issuer == iss && fc.subject == sub && audiences.contains(&fc.audience));
     let Some(credential) = credential else {
         return Err(bad(
             "invalid_request",

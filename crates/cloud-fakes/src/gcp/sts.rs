@@ -23,15 +23,30 @@ pub(crate) const SUBJECT_LIMIT: usize = 127;
 /// How long an issued federated token lives.
 const LIFETIME: u64 = 3599;
 
-/// An OAuth error body as Google's STS sends it.
-fn oauth_error(error: &str, description: &str) -> Response {
-    let body = json!({ "error": error, "error_description": description });
-    let mut response = (StatusCode::BAD_REQUEST, super::json_text(&body)).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    response
+/// An OAuth error as Google's STS answers it: 400 with `error` and `error_description`.
+#[derive(Debug)]
+struct OauthError {
+    error: &'static str,
+    description: String,
+}
+
+fn oauth_error(error: &'static str, description: &str) -> OauthError {
+    OauthError {
+        error,
+        description: description.to_owned(),
+    }
+}
+
+impl IntoResponse for OauthError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": self.error, "error_description": self.description });
+        let mut response = (StatusCode::BAD_REQUEST, super::json_text(&body)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        response
+    }
 }
 
 /// The request fields by their proto names; JSON accepts the proto name or lowerCamelCase
@@ -39,7 +54,7 @@ fn oauth_error(error: &str, description: &str) -> Response {
 fn fields(
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(BTreeMap<String, String>, &'static str), Response> {
+) -> Result<(BTreeMap<String, String>, &'static str), OauthError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -109,7 +124,8 @@ pub(crate) async fn token(
 ) -> Response {
     state.counters.hit(Kind::GcpStsExchange);
     match exchange(&state, &headers, &body).await {
-        Ok(response) | Err(response) => response,
+        Ok(response) => response,
+        Err(error) => error.into_response(),
     }
 }
 
@@ -117,7 +133,7 @@ async fn exchange(
     state: &GcpState,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Response, Response> {
+) -> Result<Response, OauthError> {
     let (fields, encoding) = fields(headers, body)?;
     state.counters.sts_encoding(encoding);
     let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or_default();
@@ -198,7 +214,7 @@ async fn verify(
     state: &GcpState,
     provider: &WifProvider,
     token: &str,
-) -> Result<Principal, Response> {
+) -> Result<Principal, OauthError> {
     let Some(parsed) = jwt::parse(token) else {
         return Err(oauth_error(
             "invalid_grant",
