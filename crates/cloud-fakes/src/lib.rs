@@ -17,16 +17,19 @@
 
 pub mod azure;
 pub mod counts;
+pub mod env;
 pub mod fixture;
 pub mod gcp;
 pub mod jwt;
+mod serve;
 mod server;
 pub mod tls;
 mod util;
 
 pub use counts::{Counters, Kind};
 pub use fixture::Fixture;
-pub use server::{RunningFakes, StartError};
+pub use serve::{ServeArgs, serve_blocking};
+pub use server::{RunningFakes, StartError, tls_names};
 
 /// The default fixture, as `cargo xtask services up` seeds it (`fixtures/default.yaml`).
 pub const DEFAULT_FIXTURE: &str = include_str!("../fixtures/default.yaml");

@@ -33,7 +33,7 @@ fn admin(counters: Counters) -> Router {
 }
 
 /// The TLS names: Entra's host, every vault's host, a wildcard for the rest, and loopback.
-fn tls_names(fixture: &Fixture) -> Vec<String> {
+pub fn tls_names(fixture: &Fixture) -> Vec<String> {
     let mut names = vec![
         azure::LOGIN_HOST.to_owned(),
         format!("*{}", azure::VAULT_SUFFIX),
@@ -86,6 +86,17 @@ impl RunningFakes {
         azure: SocketAddr,
     ) -> Result<Self, StartError> {
         let pki = Pki::generate(&tls_names(&fixture))?;
+        Self::start_with(fixture, gcp, azure, pki).await
+    }
+
+    /// [`start`](Self::start) with a given PKI (made from [`tls_names`]), so the caller can
+    /// publish the CA before anything is served.
+    pub async fn start_with(
+        fixture: Fixture,
+        gcp: SocketAddr,
+        azure: SocketAddr,
+        pki: Pki,
+    ) -> Result<Self, StartError> {
         let acceptor = pki.acceptor()?;
         let counters = Counters::default();
         let bind = |addr: SocketAddr| async move {
