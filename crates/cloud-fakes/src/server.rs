@@ -13,11 +13,22 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-/// The admin routes, on both listeners: `GET /_fake/health`, `GET /_fake/requests`,
-/// `POST /_fake/reset`.
-fn admin(counters: Counters) -> Router {
+/// The admin routes, on both listeners: `GET /_fake/health`, `GET /_fake/info` (the two
+/// listeners' addresses), `GET /_fake/requests`, `POST /_fake/reset`.
+fn admin(counters: Counters, gcp: SocketAddr, azure: SocketAddr) -> Router {
+    let info = serde_json::json!({
+        "gcp_url": format!("http://{gcp}"),
+        "azure_addr": azure.to_string(),
+    });
     Router::new()
         .route("/_fake/health", get(|| async { "ok\n" }))
+        .route(
+            "/_fake/info",
+            get(move || {
+                let info = info.clone();
+                async move { Json(info) }
+            }),
+        )
         .route(
             "/_fake/requests",
             get(|State(c): State<Counters>| async move { Json(c.document()) }),
@@ -121,14 +132,12 @@ impl RunningFakes {
                 source,
             })?;
 
-        let gcp_app = admin(counters.clone()).merge(gcp::router(gcp::GcpState::new(
-            fixture.gcp.clone(),
-            counters.clone(),
-        )));
-        let azure_app = admin(counters.clone()).merge(azure::router(azure::AzureState::new(
-            fixture.azure.clone(),
-            counters.clone(),
-        )));
+        let gcp_app = admin(counters.clone(), gcp_addr, azure_addr).merge(gcp::router(
+            gcp::GcpState::new(fixture.gcp.clone(), counters.clone()),
+        ));
+        let azure_app = admin(counters.clone(), gcp_addr, azure_addr).merge(azure::router(
+            azure::AzureState::new(fixture.azure.clone(), counters.clone()),
+        ));
         let tasks = vec![
             tokio::spawn(async move {
                 let _ = axum::serve(gcp_listener, gcp_app).await;
