@@ -286,7 +286,7 @@ pub fn up(paths: &Paths) -> Result<UpOutcome> {
     println!("services up in {:.1}s:", started_at.elapsed().as_secs_f64());
     for r in &records {
         println!(
-            "  {:<10} {:<24} pid {:<7} log {}",
+            "  {:<11} {:<24} pid {:<7} log {}",
             r.service.name(),
             r.url,
             r.pid,
@@ -653,7 +653,7 @@ pub fn status(paths: &Paths) -> Result<()> {
             }
         };
         println!(
-            "{:<10} {:<24} pid {:<7} {state}",
+            "{:<11} {:<24} pid {:<7} {state}",
             r.service.name(),
             r.url,
             r.pid
