@@ -87,8 +87,8 @@ impl AzureState {
     }
 }
 
-/// The request as the dispatcher hands it on.
-#[derive(Debug)]
+/// The request as the dispatcher hands it on. `Debug` omits the headers and the body (they
+/// carry tokens and assertions).
 pub(crate) struct Request {
     pub(crate) method: Method,
     /// The `Host` header as sent (with a port when not 443).
@@ -97,6 +97,16 @@ pub(crate) struct Request {
     pub(crate) query: BTreeMap<String, String>,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("host", &self.host)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Request {
@@ -159,6 +169,37 @@ async fn dispatch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_omits_tokens() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            axum::http::HeaderValue::from_static("Bearer canary-token-1234"),
+        );
+        let request = Request {
+            method: Method::POST,
+            host: LOGIN_HOST.to_owned(),
+            path: "/t/oauth2/v2.0/token".to_owned(),
+            query: BTreeMap::new(),
+            headers,
+            body: Bytes::from_static(b"client_assertion=canary-assertion-5678"),
+        };
+        let state = AzureState::new(AzureFixture::default(), Counters::default());
+        state.store(
+            "canary-access-token-9".to_owned(),
+            EntraToken {
+                tenant: "t".into(),
+                client_id: "c".into(),
+                object_id: "o".into(),
+                resource: VAULT_RESOURCE.into(),
+                expires_at: u64::MAX,
+            },
+        );
+        let debug = format!("{request:?} {state:?}");
+        assert!(!debug.contains("canary"), "{debug}");
+        assert!(state.token("canary-access-token-9").is_some());
+    }
 
     #[test]
     fn secret_names() {

@@ -212,6 +212,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn debug_omits_tokens() {
+        let state = GcpState::new(GcpFixture::default(), Counters::default());
+        let (token, _) = state.issue(Principal::ServiceAccount("a@b".into()), 60);
+        let debug = format!("{state:?}");
+        assert!(!debug.contains(&token), "{debug}");
+        assert_eq!(
+            state.principal(&token),
+            Some(Principal::ServiceAccount("a@b".into()))
+        );
+        assert_eq!(state.principal("ya29.forged"), None);
+    }
+
+    #[test]
     fn members_match_principals() {
         let pool = "projects/1/locations/global/workloadIdentityPools/p".to_owned();
         let principal = Principal::Federated {
