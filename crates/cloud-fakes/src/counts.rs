@@ -41,6 +41,11 @@ impl Kind {
         }
     }
 
+    /// The kind named `name` (as in the admin document).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
     /// Every kind.
     pub const ALL: [Self; 8] = [
         Self::GcpStsExchange,
@@ -61,6 +66,8 @@ struct Inner {
     api_versions: BTreeMap<String, u64>,
     /// STS body encodings seen (`json`, `form`), with counts.
     sts_encodings: BTreeMap<String, u64>,
+    /// Injected faults: the status the next requests of a kind get, and how many remain.
+    faults: BTreeMap<Kind, (u16, u32)>,
 }
 
 /// Shared counters; cheap to clone.
@@ -93,12 +100,37 @@ impl Counters {
         self.with(|i| *i.sts_encodings.entry(encoding.to_owned()).or_default() += 1);
     }
 
+    /// Makes the next `count` requests of `kind` fail with `status` (429 or 5xx), in the
+    /// vendor's error shape, with `Retry-After: 1`.
+    pub fn set_fault(&self, kind: Kind, status: u16, count: u32) {
+        self.with(|i| {
+            if count == 0 {
+                i.faults.remove(&kind);
+            } else {
+                i.faults.insert(kind, (status, count));
+            }
+        });
+    }
+
+    /// The status an injected fault gives this request of `kind`, if one is pending.
+    pub fn take_fault(&self, kind: Kind) -> Option<u16> {
+        self.with(|i| {
+            let (status, remaining) = i.faults.get_mut(&kind)?;
+            let status = *status;
+            *remaining -= 1;
+            if *remaining == 0 {
+                i.faults.remove(&kind);
+            }
+            Some(status)
+        })
+    }
+
     /// How many requests of `kind` arrived.
     pub fn get(&self, kind: Kind) -> u64 {
         self.with(|i| i.counts.get(&kind).copied().unwrap_or_default())
     }
 
-    /// Zeroes everything.
+    /// Zeroes everything and drops pending faults.
     pub fn reset(&self) {
         self.with(|i| *i = Inner::default());
     }
@@ -119,6 +151,9 @@ impl Counters {
                 "counts": counts,
                 "api_versions": i.api_versions,
                 "sts_encodings": i.sts_encodings,
+                "faults": i.faults.iter().map(|(k, (status, n))| {
+                    (k.name().to_owned(), json!({"status": status, "remaining": n}))
+                }).collect::<serde_json::Map<String, Value>>(),
             })
         })
     }

@@ -33,6 +33,7 @@ fn admin(counters: Counters, gcp: SocketAddr, azure: SocketAddr) -> Router {
             "/_fake/requests",
             get(|State(c): State<Counters>| async move { Json(c.document()) }),
         )
+        .route("/_fake/faults", post(set_fault))
         .route(
             "/_fake/reset",
             post(|State(c): State<Counters>| async move {
@@ -41,6 +42,33 @@ fn admin(counters: Counters, gcp: SocketAddr, azure: SocketAddr) -> Router {
             }),
         )
         .with_state(counters)
+}
+
+/// `POST /_fake/faults` with `{"kind": "<count kind>", "status": 429|5xx, "count": n}`.
+async fn set_fault(
+    State(counters): State<Counters>,
+    Json(body): Json<serde_json::Value>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let kind = body["kind"].as_str().and_then(crate::Kind::from_name);
+    let status = body["status"]
+        .as_u64()
+        .and_then(|s| u16::try_from(s).ok())
+        .filter(|s| *s == 429 || (500..600).contains(s));
+    let count = body["count"]
+        .as_u64()
+        .map_or(Some(1), |n| u32::try_from(n).ok());
+    match (kind, status, count) {
+        (Some(kind), Some(status), Some(count)) => {
+            counters.set_fault(kind, status, count);
+            Json(counters.document()).into_response()
+        }
+        _ => (
+            axum::http::StatusCode::BAD_REQUEST,
+            "expected {\"kind\": <a count kind>, \"status\": 429 or 5xx, \"count\": n}\n",
+        )
+            .into_response(),
+    }
 }
 
 /// The TLS names: Entra's host, every vault's host, a wildcard for the rest, and loopback.

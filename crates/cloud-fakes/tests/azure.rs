@@ -507,3 +507,39 @@ async fn key_vault_error_bodies() {
         (400, Some("BadParameter"))
     );
 }
+
+#[tokio::test]
+async fn injected_faults_answer_in_entra_and_key_vault_shape() {
+    let h = Harness::start().await;
+    h.fault("azure_token", 503, 1).await;
+    let (status, body) = h.entra_token(TENANT, CLIENT, &h.azure_token()).await;
+    assert_eq!(status, 503);
+    assert_eq!(
+        (aadsts(&body).0, aadsts(&body).1),
+        ("temporarily_unavailable", 90033)
+    );
+    let token = h.kv_token().await;
+
+    h.fault("azure_get", 429, 1).await;
+    let response = h.kv_get(VAULT_HOST, "/secrets/api-key", Some(&token)).await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let (_, body) = status_json(response).await;
+    assert_eq!(body["error"]["code"], "Throttled");
+    let (status, body) =
+        status_json(h.kv_get(VAULT_HOST, "/secrets/api-key", Some(&token)).await).await;
+    assert_eq!(
+        (status, body["value"].as_str()),
+        (200, Some("azure-api-key"))
+    );
+
+    h.fault("azure_challenge", 500, 1).await;
+    let (status, body) = status_json(h.kv_get(VAULT_HOST, "/secrets/api-key", None).await).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (500, Some("ServiceUnavailable"))
+    );
+    let counts = h.counts().await;
+    assert_eq!(counts["azure_token"], 2);
+    assert_eq!(counts["azure_get"], 2);
+}

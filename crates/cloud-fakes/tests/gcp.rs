@@ -633,3 +633,50 @@ async fn counts_reset() {
     assert_eq!(reset["counts"]["gcp_access"], 0);
     assert_eq!(h.counts().await["gcp_sts_exchange"], 0);
 }
+
+#[tokio::test]
+async fn injected_faults_answer_in_google_shape_then_clear() {
+    let h = Harness::start().await;
+    let doc = h.fault("gcp_sts_exchange", 503, 1).await;
+    assert_eq!(
+        doc["faults"]["gcp_sts_exchange"],
+        json!({"status": 503, "remaining": 1})
+    );
+    let response = h
+        .http
+        .post(h.gcp("/v1/token"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["retry-after"], "1");
+    let (status, body) = status_json(response).await;
+    assert_eq!((status, google_error(&body).1), (503, "UNAVAILABLE"));
+    let token = h.gcp_access_token().await;
+
+    h.fault("gcp_access", 429, 2).await;
+    let name = "projects/123456789012/secrets/api-key/versions/1";
+    for _ in 0..2 {
+        let (status, body) = h.access(name, Some(&token)).await;
+        assert_eq!((status, google_error(&body).1), (429, "RESOURCE_EXHAUSTED"));
+    }
+    let (status, _) = h.access(name, Some(&token)).await;
+    assert_eq!(status, 200);
+    let counts = h.counts().await;
+    assert_eq!(
+        (
+            counts["gcp_sts_exchange"].as_u64(),
+            counts["gcp_access"].as_u64()
+        ),
+        (Some(2), Some(3))
+    );
+
+    let bad = h
+        .http
+        .post(h.gcp("/_fake/faults"))
+        .json(&json!({"kind": "gcp_access", "status": 404}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}

@@ -60,6 +60,23 @@ fn entra_error(
     )
 }
 
+/// An injected fault (`POST /_fake/faults`) in Entra's error shape, with `Retry-After: 1`.
+fn fault(state: &AzureState, kind: Kind, request: &Request) -> Option<Response> {
+    let status = state.counters.take_fault(kind)?;
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let mut response = entra_error(
+        code,
+        "temporarily_unavailable",
+        90033,
+        "A transient error has occurred. Please try again.",
+        request,
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    Some(response)
+}
+
 pub(crate) async fn handle(state: &AzureState, request: &Request) -> Response {
     let segments: Vec<&str> = request.path.trim_start_matches('/').split('/').collect();
     match (&request.method, segments.as_slice()) {
@@ -98,6 +115,9 @@ fn tenant_not_found(tenant: &str, request: &Request) -> Response {
 /// for an authority it does not know.
 fn instance_discovery(state: &AzureState, request: &Request) -> Response {
     state.counters.hit(Kind::AzureInstanceDiscovery);
+    if let Some(response) = fault(state, Kind::AzureInstanceDiscovery, request) {
+        return response;
+    }
     let endpoint = request
         .query
         .get("authorization_endpoint")
@@ -145,6 +165,9 @@ fn instance_discovery(state: &AzureState, request: &Request) -> Response {
 /// as the client sent it, so a client on a non-default port stays on it.
 fn discovery(state: &AzureState, tenant: &str, request: &Request) -> Response {
     state.counters.hit(Kind::AzureDiscovery);
+    if let Some(response) = fault(state, Kind::AzureDiscovery, request) {
+        return response;
+    }
     let Some(tenant) = find_tenant(state, tenant) else {
         return tenant_not_found(tenant, request);
     };
@@ -189,6 +212,9 @@ fn discovery(state: &AzureState, tenant: &str, request: &Request) -> Response {
 /// `POST /<tenant>/oauth2/v2.0/token`.
 async fn token(state: &AzureState, tenant_id: &str, request: &Request) -> Response {
     state.counters.hit(Kind::AzureToken);
+    if let Some(response) = fault(state, Kind::AzureToken, request) {
+        return response;
+    }
     let form = crate::util::form(&request.body);
     let get = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
     let bad = |error: &str, code: u32, message: &str| {

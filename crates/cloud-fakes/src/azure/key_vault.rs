@@ -41,6 +41,32 @@ fn challenge(vault: &Vault, message: &str) -> Response {
     response
 }
 
+/// An injected fault (`POST /_fake/faults`) in Key Vault's error shape, with `Retry-After: 1`.
+fn fault(state: &AzureState, kind: Kind) -> Option<Response> {
+    let status = state.counters.take_fault(kind)?;
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let mut response = if status == 429 {
+        kv_error(
+            code,
+            "Throttled",
+            "Request was not processed because too many requests were received. Reason: \
+             VaultRequestTypeLimitReached",
+            None,
+        )
+    } else {
+        kv_error(
+            code,
+            "ServiceUnavailable",
+            "The service is temporarily unavailable.",
+            None,
+        )
+    };
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    Some(response)
+}
+
 fn not_found(what: &str) -> Response {
     kv_error(
         StatusCode::NOT_FOUND,
@@ -98,9 +124,15 @@ pub(crate) fn handle(state: &AzureState, vault_name: &str, request: &Request) ->
 
     let Some(bearer) = crate::util::bearer(&request.headers) else {
         state.counters.hit(Kind::AzureChallenge);
+        if let Some(response) = fault(state, Kind::AzureChallenge) {
+            return response;
+        }
         return challenge(vault, "AKV10000: Request is missing a Bearer or PoP token.");
     };
     state.counters.hit(Kind::AzureGet);
+    if let Some(response) = fault(state, Kind::AzureGet) {
+        return response;
+    }
     let Some(token) = state.token(bearer) else {
         return challenge(vault, "AKV10016: The token is invalid or has expired.");
     };

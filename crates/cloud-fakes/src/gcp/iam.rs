@@ -24,6 +24,9 @@ pub(crate) async fn generate_access_token(
         return api_error(StatusCode::NOT_FOUND, "NOT_FOUND", "Method not found.");
     };
     state.counters.hit(Kind::GcpGenerateAccessToken);
+    if let Some(status) = state.counters.take_fault(Kind::GcpGenerateAccessToken) {
+        return super::fault(status);
+    }
     let Some(token) = crate::util::bearer(&headers) else {
         return super::missing_credentials();
     };

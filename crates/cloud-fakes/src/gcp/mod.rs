@@ -178,6 +178,28 @@ pub(crate) fn api_error(code: StatusCode, status: &str, message: &str) -> Respon
     response
 }
 
+/// An injected fault (`POST /_fake/faults`) in Google's error shape, with `Retry-After: 1`.
+pub(crate) fn fault(status: u16) -> Response {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let (name, message) = match status {
+        429 => (
+            "RESOURCE_EXHAUSTED",
+            "Quota exceeded for the service; retry later.",
+        ),
+        500 => ("INTERNAL", "Internal error encountered."),
+        504 => (
+            "DEADLINE_EXCEEDED",
+            "The deadline expired before the operation could complete.",
+        ),
+        _ => ("UNAVAILABLE", "The service is currently unavailable."),
+    };
+    let mut response = api_error(code, name, message);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
 /// A JSON value as pretty text, as Google's front ends send it.
 pub(crate) fn json_text(body: &serde_json::Value) -> String {
     let mut text = serde_json::to_string_pretty(body).unwrap_or_default();

@@ -42,6 +42,9 @@ pub(crate) async fn access(
         return api_error(StatusCode::NOT_FOUND, "NOT_FOUND", "Method not found.");
     };
     state.counters.hit(Kind::GcpAccess);
+    if let Some(status) = state.counters.take_fault(Kind::GcpAccess) {
+        return super::fault(status);
+    }
     let Some(token) = crate::util::bearer(&headers) else {
         return super::missing_credentials();
     };

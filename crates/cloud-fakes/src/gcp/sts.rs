@@ -123,6 +123,9 @@ pub(crate) async fn token(
     body: Bytes,
 ) -> Response {
     state.counters.hit(Kind::GcpStsExchange);
+    if let Some(status) = state.counters.take_fault(Kind::GcpStsExchange) {
+        return super::fault(status);
+    }
     match exchange(&state, &headers, &body).await {
         Ok(response) => response,
         Err(error) => error.into_response(),

@@ -184,6 +184,21 @@ impl Harness {
     }
 }
 
+impl Harness {
+    /// Makes the next `count` requests of `kind` fail with `status`.
+    pub async fn fault(&self, kind: &str, status: u16, count: u32) -> Value {
+        let response = self
+            .http
+            .post(self.gcp("/_fake/faults"))
+            .json(&serde_json::json!({"kind": kind, "status": status, "count": count}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+}
+
 pub fn form_encode(pairs: &[(&str, &str)]) -> String {
     let mut out = String::new();
     for (k, v) in pairs {
