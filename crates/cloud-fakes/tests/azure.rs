@@ -537,7 +537,7 @@ async fn injected_faults_answer_in_entra_and_key_vault_shape() {
     let (status, body) = status_json(h.kv_get(VAULT_HOST, "/secrets/api-key", None).await).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (500, Some("ServiceUnavailable"))
+        (500, Some("InternalServerError"))
     );
     let counts = h.counts().await;
     assert_eq!(counts["azure_token"], 2);

@@ -53,6 +53,13 @@ fn fault(state: &AzureState, kind: Kind) -> Option<Response> {
              VaultRequestTypeLimitReached",
             None,
         )
+    } else if status == 500 {
+        kv_error(
+            code,
+            "InternalServerError",
+            "An unexpected error occurred.",
+            None,
+        )
     } else {
         kv_error(
             code,
