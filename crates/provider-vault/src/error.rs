@@ -70,6 +70,10 @@ impl VaultError {
         if let Some(fix) = &self.fix {
             err = err.with_fix(fix.clone());
         }
+        if self.kind == ErrorKind::NotFound {
+            // The runner's Vault resolver returns ErrSecretNotFound for each of these.
+            err = err.with_secret_not_found();
+        }
         err
     }
 }
