@@ -627,7 +627,19 @@ impl Seeder {
     async fn aws(&self, world: &World, entry: &Value) {
         let region = entry["region"].as_str().unwrap_or("us-east-1");
         let name = world.fill(entry["name"].as_str().unwrap());
-        let mut body = json!({"Name": name});
+        // The SDK fills the idempotency token; a hand-made request must too (any UUID).
+        let hash = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            name.hash(&mut h);
+            h.finish()
+        };
+        let token = format!(
+            "{:08x}-0000-4000-8000-{:012x}",
+            hash >> 32,
+            hash & 0xffff_ffff_ffff
+        );
+        let mut body = json!({"Name": name, "ClientRequestToken": token});
         if let Some(s) = entry.get("string") {
             body["SecretString"] = Value::String(match s {
                 Value::String(s) => s.clone(),
