@@ -8,13 +8,17 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct ResolveOptions {
     /// `FF_SECRET_RESOLVING_FAILS_IF_MISSING` (default true): a missing secret fails the job.
-    /// When false, the variable is created empty, as the runner does.
+    /// When false, a secret the provider reports as the runner's own "secret not found"
+    /// ([`secrets_core::Error::is_secret_not_found`]: Vault's missing path or field) becomes an
+    /// empty variable, as the runner does; any other failure, AWS's not-found included, still
+    /// fails the job.
     pub fail_if_missing: bool,
     /// `SECRETS_RETRIEVAL_ATTEMPTS` (default 1, clamped to 1..=10): attempts of the whole
     /// stage. Later attempts re-resolve only the secrets that failed.
     pub attempts: u32,
     /// Backoff before the second attempt, doubling up to [`Self::attempt_backoff_max`]
-    /// (the runner's exponential stage backoff runs from 5 s to 5 min).
+    /// (the runner's exponential stage backoff runs from 5 s to 5 min; with
+    /// `FF_USE_EXPONENTIAL_BACKOFF_STAGE_RETRY=false`, its default retry backoff, 1 s to 5 s).
     pub attempt_backoff: Duration,
     /// The longest backoff between attempts.
     pub attempt_backoff_max: Duration,
