@@ -231,6 +231,11 @@ fn every_seed_example_resolves_and_the_payload_route_agrees() {
             .stdout
             .clone();
         let check: Value = serde_json::from_slice(&check).unwrap();
+        let resolved: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            check["plan"]["requests"], resolved["report"]["requests"],
+            "{file} {job}: check plans exactly the requests resolve sends"
+        );
         let job_variables: Vec<Value> = env
             .iter()
             .map(
