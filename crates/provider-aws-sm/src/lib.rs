@@ -24,6 +24,8 @@
 //! batching), `credentials` (identity selection), `value` (field extraction), `error`
 //! ([`classify`]).
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod client;
 mod config;
 mod credentials;

@@ -33,7 +33,7 @@ takes a tracing filter.";
 /// Resolve GitLab CI `secrets:` (HashiCorp Vault / OpenBao, AWS Secrets Manager) for any job
 /// script, exactly as GitLab Runner does, with one login per identity and batched reads.
 #[derive(Debug, Parser)]
-#[command(name = "ci-secrets", version, after_help = AFTER_HELP)]
+#[command(name = "ci-secrets", version = crate::generate::VERSION, after_help = AFTER_HELP)]
 pub struct Cli {
     /// More detail on stderr (-v debug, -vv trace, -vvv dependencies too).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -57,6 +57,29 @@ pub enum Command {
     Check(CheckArgs),
     /// Decode an ID token and say what a Vault role or AWS trust policy must match.
     Doctor(DoctorArgs),
+    /// Print the shell completion script (bash, zsh, fish) to stdout.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) to stdout.
+    Man,
+}
+
+/// `completions`
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+/// Shells with completion scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    /// Bash (`/usr/share/bash-completion/completions/ci-secrets`).
+    Bash,
+    /// Zsh (`_ci-secrets` in a directory on `$fpath`).
+    Zsh,
+    /// Fish (`~/.config/fish/completions/ci-secrets.fish`).
+    Fish,
 }
 
 /// Where the secrets come from.

@@ -21,6 +21,8 @@ pub async fn run(command: Command, env: &ProcessEnv) -> u8 {
         Command::Exec(args) => exec(args, env).await,
         Command::Check(args) => check(args, env),
         Command::Doctor(args) => doctor(args, env),
+        Command::Completions(args) => crate::generate::completions(&args),
+        Command::Man => crate::generate::man(),
     };
     match result {
         Ok(code) => code,

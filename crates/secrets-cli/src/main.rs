@@ -10,6 +10,7 @@ mod cli;
 mod commands;
 mod env;
 mod exit;
+mod generate;
 mod input;
 mod output;
 

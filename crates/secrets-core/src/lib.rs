@@ -9,6 +9,8 @@
 //! - [`materialise`]: resolved secrets as job variables and as private files.
 //! - [`masking`]: whether GitLab could mask a value.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod error;
 pub mod expand;
 pub mod gitlab_ci;

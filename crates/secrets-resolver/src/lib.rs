@@ -19,6 +19,8 @@
 //! registered explicitly by [`ResolverBuilder::with_default_providers`] or
 //! [`ResolverBuilder::with_provider`].
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod options;
 mod plan;
 mod registry;
@@ -27,6 +29,14 @@ mod resolver;
 
 pub use options::ResolveOptions;
 pub use plan::{Plan, PlannedIdentity};
+/// The AWS Secrets Manager provider, for configuring it by hand ([`ResolverBuilder::with_provider`]).
+#[cfg(feature = "aws-sm")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aws-sm")))]
+pub use provider_aws_sm;
+/// The Vault / OpenBao provider, for configuring it by hand ([`ResolverBuilder::with_provider`]).
+#[cfg(feature = "vault")]
+#[cfg_attr(docsrs, doc(cfg(feature = "vault")))]
+pub use provider_vault;
 pub use registry::{compiled_providers, feature_for};
 pub use report::{Outcome, Report, ResolveFailure, SecretReport};
 pub use resolver::{Resolution, Resolver, ResolverBuilder};
