@@ -5,6 +5,7 @@
 //! - `cargo xtask e2e`: services up, the `tests/e2e_*.rs` suites, services down.
 //! - `cargo xtask demo`: the seed documents' jobs resolved by `ci-secrets` against those services.
 //! - `cargo xtask test`: everything CI runs, in order, failing fast.
+//! - `cargo xtask dist [--dev] [--check]`: the release archive for the host, and its check.
 //! - `cargo xtask bench [--quick]`: our resolver against GitLab Runner's algorithm and job
 //!   scripts, with injected latency; writes `docs/benchmarks.md`.
 //!
@@ -19,6 +20,7 @@
 mod bench;
 mod ci;
 mod demo;
+mod dist;
 mod install;
 mod issuer;
 mod paths;
@@ -59,6 +61,17 @@ enum Command {
     Demo,
     /// Run everything CI runs, in order, stopping at the first failure.
     Test,
+    /// Build the release archive for the host (binary, README, licences, completions, man
+    /// page) and SHA256SUMS into target/dist.
+    Dist {
+        /// Pack the dev-profile binary instead of a release build (for the test flow).
+        #[arg(long)]
+        dev: bool,
+        /// Then install it with install.sh into a temporary prefix, check a corrupted copy
+        /// is refused, and resolve the example jobs with the installed binary.
+        #[arg(long)]
+        check: bool,
+    },
     /// Benchmark the resolver against GitLab Runner's algorithm and job scripts on loopback
     /// with injected latency; writes docs/benchmarks.md and docs/benchmarks/*.svg.
     Bench {
@@ -111,6 +124,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::E2e => ci::e2e(&paths),
         Command::Test => ci::test(&paths),
         Command::Demo => demo::run(&paths),
+        Command::Dist { dev, check } => dist::run(&paths, dev, check),
         Command::Bench { quick } => bench::run(&paths, quick),
         Command::IssuerServe { port, key } => issuer::serve(port, &key),
     }

@@ -172,9 +172,20 @@ pub enum CheckFormat {
 /// `doctor`
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// The environment variable holding the token; without it the token is read from stdin.
+    /// The environment variable holding the token; when it is not set, the token is requested
+    /// from GitHub Actions or Buildkite (with `--audience`, or the `aud` the job declares).
+    /// Without it: every ID token of `--job`, or the token on stdin.
     #[arg(long, value_name = "NAME")]
     pub token_var: Option<String>,
+    /// The audience to request a missing `--token-var` token with, outside GitLab.
+    #[arg(long, value_name = "AUD", requires = "token_var")]
+    pub audience: Option<String>,
+    /// A `.gitlab-ci.yml` whose `--job` declares the ID tokens (`id_tokens:`) to explain.
+    #[arg(long, value_name = "FILE", requires = "job")]
+    pub ci_config: Option<PathBuf>,
+    /// The job in `--ci-config`.
+    #[arg(long, value_name = "NAME", requires = "ci_config")]
+    pub job: Option<String>,
     /// Show the bound claims a Vault JWT role needs to admit this token.
     #[arg(long, value_name = "ROLE")]
     pub vault_role: Option<String>,

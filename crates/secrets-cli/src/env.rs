@@ -26,6 +26,25 @@ impl ProcessEnv {
         }
     }
 
+    /// A snapshot of the given variables (tests).
+    #[cfg(test)]
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+        Self {
+            vars: pairs.into_iter().collect(),
+        }
+    }
+
+    /// This snapshot with the ID tokens requested from the CI added, as GitLab adds a job's
+    /// `id_tokens:` to its environment.
+    pub fn with_tokens(&self, tokens: &[crate::id_token_sources::FetchedToken]) -> Self {
+        use secrecy::ExposeSecret;
+        let mut vars = self.vars.clone();
+        for token in tokens {
+            vars.insert(token.name.clone(), token.value.expose_secret().to_owned());
+        }
+        Self { vars }
+    }
+
     /// A variable's value.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.vars.get(key).map(String::as_str)
