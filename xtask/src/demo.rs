@@ -38,10 +38,10 @@ struct JobRun {
 }
 
 fn demo(paths: &Paths) -> Result<()> {
-    step("cargo build -p secrets-cli");
+    step("cargo build -p ci-secrets");
     let sh = shell(paths)?;
     let cargo = cargo();
-    cmd!(sh, "{cargo} build --quiet -p secrets-cli").run()?;
+    cmd!(sh, "{cargo} build --quiet -p ci-secrets").run()?;
     resolve_examples(paths, &paths.target.join("debug/ci-secrets"))
 }
 

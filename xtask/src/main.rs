@@ -72,6 +72,9 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// `cargo package` every publishable crate and check the packages build from what they
+    /// ship (part of `test`).
+    PackageCheck,
     /// Benchmark the resolver against GitLab Runner's algorithm and job scripts on loopback
     /// with injected latency; writes docs/benchmarks.md and docs/benchmarks/*.svg.
     Bench {
@@ -125,6 +128,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Test => ci::test(&paths),
         Command::Demo => demo::run(&paths),
         Command::Dist { dev, check } => dist::run(&paths, dev, check),
+        Command::PackageCheck => dist::check_packages(&paths),
         Command::Bench { quick } => bench::run(&paths, quick),
         Command::IssuerServe { port, key } => issuer::serve(port, &key),
     }
