@@ -8,7 +8,8 @@
 //!
 //! `--check` then installs the archive with `install.sh` from a `file://` URL into a
 //! temporary prefix, checks the installed files, shows that a corrupted archive installs
-//! nothing, and resolves the example jobs with the installed binary against the services.
+//! nothing, installs with `cargo install --locked --path crates/secrets-cli` (dev profile),
+//! and resolves the example jobs with the archive's binary against the services.
 
 use crate::ci::{cargo, shell, step};
 use crate::paths::Paths;
@@ -238,6 +239,25 @@ pub fn check(paths: &Paths, archive: &Archive) -> Result<()> {
     );
     ensure!(!bad_prefix.exists(), "install.sh left files after refusing");
     println!("refused, nothing written");
+
+    step("cargo install --locked --debug --path crates/secrets-cli (the README's install)");
+    let root = scratch.join("cargo-root");
+    let sh = shell(paths)?;
+    let cargo = cargo();
+    // The workspace's target directory, so the dev build is reused rather than redone.
+    cmd!(
+        sh,
+        "{cargo} install --locked --debug --quiet --path crates/secrets-cli --root {root}"
+    )
+    .env("CARGO_TARGET_DIR", &paths.target)
+    .run()?;
+    let out = Command::new(root.join("bin/ci-secrets"))
+        .arg("--version")
+        .output()?;
+    ensure!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("(commit "),
+        "the cargo-installed ci-secrets does not report its version and commit"
+    );
 
     step("the installed ci-secrets resolves the example jobs");
     let outcome = services::up(paths)?;
