@@ -6,6 +6,7 @@
 //! - `cargo xtask demo`: the seed documents' jobs resolved by `ci-secrets` against those services.
 //! - `cargo xtask test`: everything CI runs, in order, failing fast.
 //! - `cargo xtask dist [--dev] [--check]`: the release archive for the host, and its check.
+//! - `cargo xtask package-check`: `cargo package` of the publishable crates, proven complete.
 //! - `cargo xtask bench [--quick]`: our resolver against GitLab Runner's algorithm and job
 //!   scripts, with injected latency; writes `docs/benchmarks.md`.
 //!
