@@ -9,7 +9,11 @@ use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=CI_SECRETS_COMMIT");
-    println!("cargo:rerun-if-changed=.cargo_vcs_info.json");
+    // A path that does not exist would make cargo rerun this script, and rebuild, every time.
+    rerun_if_exists(".cargo_vcs_info.json");
+    if !Path::new(".cargo_vcs_info.json").exists() {
+        println!("cargo:rerun-if-changed=build.rs");
+    }
     let commit = std::env::var("CI_SECRETS_COMMIT")
         .ok()
         .filter(|c| !c.trim().is_empty())
