@@ -143,6 +143,8 @@ pub fn test(paths: &Paths) -> Result<()> {
         .env("RUSTDOCFLAGS", "-Dwarnings")
         .run()?;
 
+    crate::dist::check_packages(paths)?;
+
     step("cargo deny check bans licenses sources");
     let deny = ensure_cargo_deny(paths, &sh)?;
     cmd!(sh, "{deny} check bans licenses sources").run()?;
@@ -153,6 +155,8 @@ pub fn test(paths: &Paths) -> Result<()> {
     e2e(paths)?;
 
     crate::fakes::contract(paths)?;
+    step("cargo xtask dist --dev --check");
+    crate::dist::run(paths, true, true)?;
 
     step("cargo xtask bench --quick");
     crate::bench::run(paths, true)?;

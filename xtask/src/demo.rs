@@ -38,12 +38,16 @@ struct JobRun {
 }
 
 fn demo(paths: &Paths) -> Result<()> {
-    step("cargo build -p secrets-cli");
+    step("cargo build -p ci-secrets");
     let sh = shell(paths)?;
     let cargo = cargo();
-    cmd!(sh, "{cargo} build --quiet -p secrets-cli").run()?;
-    let binary = paths.target.join("debug/ci-secrets");
+    cmd!(sh, "{cargo} build --quiet -p ci-secrets").run()?;
+    resolve_examples(paths, &paths.target.join("debug/ci-secrets"))
+}
 
+/// Resolves every example job with `binary` against the running services; fails when any
+/// job fails.
+pub fn resolve_examples(paths: &Paths, binary: &Path) -> Result<()> {
     let env = E2eEnv::from_file(&paths.env_file())?;
     let minter = env.minter();
     // What a GitLab job would have in its environment, pointed at the local services; each
@@ -101,7 +105,7 @@ fn demo(paths: &Paths) -> Result<()> {
                 let minted = minter.mint(&GitlabClaims::new().with_audience(aud))?;
                 job_env.push((token.name.clone(), minted.expose_secret().to_owned()));
             }
-            let ok = run_job(&binary, &local, &name, job, &files_dir, &job_env)?;
+            let ok = run_job(binary, &local, &name, job, &files_dir, &job_env)?;
             runs.push(JobRun {
                 file: name.clone(),
                 job: job.to_owned(),

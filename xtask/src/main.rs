@@ -6,6 +6,8 @@
 //! - `cargo xtask demo`: the seed documents' jobs resolved by `ci-secrets` against those services.
 //! - `cargo xtask test`: everything CI runs, in order, failing fast.
 //! - `cargo xtask contract`: the cloud fakes checked by Google's and Azure's own clients.
+//! - `cargo xtask dist [--dev] [--check]`: the release archive for the host, and its check.
+//! - `cargo xtask package-check`: `cargo package` of the publishable crates, proven complete.
 //! - `cargo xtask bench [--quick]`: our resolver against GitLab Runner's algorithm and job
 //!   scripts, with injected latency; writes `docs/benchmarks.md`.
 //!
@@ -21,6 +23,7 @@ mod bench;
 mod ci;
 mod demo;
 mod fakes;
+mod dist;
 mod install;
 mod issuer;
 mod paths;
@@ -64,6 +67,20 @@ enum Command {
     /// Prove the cloud fakes faithful: Google's and Azure's own Python clients (a cached,
     /// pinned venv) against them.
     Contract,
+    /// Build the release archive for the host (binary, README, licences, completions, man
+    /// page) and SHA256SUMS into target/dist.
+    Dist {
+        /// Pack the dev-profile binary instead of a release build (for the test flow).
+        #[arg(long)]
+        dev: bool,
+        /// Then install it with install.sh into a temporary prefix, check a corrupted copy
+        /// is refused, and resolve the example jobs with the installed binary.
+        #[arg(long)]
+        check: bool,
+    },
+    /// `cargo package` every publishable crate and check the packages build from what they
+    /// ship (part of `test`).
+    PackageCheck,
     /// Benchmark the resolver against GitLab Runner's algorithm and job scripts on loopback
     /// with injected latency; writes docs/benchmarks.md and docs/benchmarks/*.svg.
     Bench {
@@ -122,6 +139,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::E2e => ci::e2e(&paths),
         Command::Test => ci::test(&paths),
         Command::Demo => demo::run(&paths),
+        Command::Dist { dev, check } => dist::run(&paths, dev, check),
+        Command::PackageCheck => dist::check_packages(&paths),
         Command::Bench { quick } => bench::run(&paths, quick),
         Command::IssuerServe { port, key } => issuer::serve(port, &key),
         Command::Contract => fakes::contract(&paths),

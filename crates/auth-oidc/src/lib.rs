@@ -5,9 +5,12 @@
 //! token is empty, malformed or expired, and so that refusals can be explained with the
 //! token's `aud` and `sub`. The token itself is never printed.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod clock;
 /// Test support: a local OIDC issuer, a token minter and the e2e fixtures (feature `testing`).
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 mod token;
 

@@ -14,7 +14,7 @@ pub const DEFAULT_LEEWAY_SECS: i64 = 30;
 pub enum TokenError {
     /// The token is empty: usually an ID token variable that is not defined.
     #[error(
-        "the ID token is empty; define it under `id_tokens:` in the job (or set the variable the secret's `token:` names)"
+        "the ID token is empty; define it under `id_tokens:` in the job (or set the variable the secret's `token:` names); outside GitLab, `ci-secrets` requests it on GitHub Actions (give the job `permissions: id-token: write`) and on Buildkite (`buildkite-agent` on PATH)"
     )]
     Empty,
     /// The token is not a JWT.

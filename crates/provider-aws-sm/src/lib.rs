@@ -25,6 +25,8 @@
 //! trait impl), `client` (SDK calls), `credentials` (identity selection), `value` (field
 //! extraction), `error` ([`classify`]).
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod client;
 mod config;
 mod credentials;

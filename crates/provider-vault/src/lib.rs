@@ -18,6 +18,8 @@
 //!
 //! See `docs/providers/vault.md` for the behaviour in full.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod api;
 mod classify;
 mod config;

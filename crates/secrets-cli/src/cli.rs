@@ -33,7 +33,7 @@ takes a tracing filter.";
 /// Resolve GitLab CI `secrets:` (HashiCorp Vault / OpenBao, AWS Secrets Manager) for any job
 /// script, exactly as GitLab Runner does, with one login per identity and batched reads.
 #[derive(Debug, Parser)]
-#[command(name = "ci-secrets", version, after_help = AFTER_HELP)]
+#[command(name = "ci-secrets", version = crate::generate::VERSION, after_help = AFTER_HELP)]
 pub struct Cli {
     /// More detail on stderr (-v debug, -vv trace, -vvv dependencies too).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -57,6 +57,29 @@ pub enum Command {
     Check(CheckArgs),
     /// Decode an ID token and say what a Vault role or AWS trust policy must match.
     Doctor(DoctorArgs),
+    /// Print the shell completion script (bash, zsh, fish) to stdout.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) to stdout.
+    Man,
+}
+
+/// `completions`
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+/// Shells with completion scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    /// Bash (`/usr/share/bash-completion/completions/ci-secrets`).
+    Bash,
+    /// Zsh (`_ci-secrets` in a directory on `$fpath`).
+    Zsh,
+    /// Fish (`~/.config/fish/completions/ci-secrets.fish`).
+    Fish,
 }
 
 /// Where the secrets come from.
@@ -149,9 +172,20 @@ pub enum CheckFormat {
 /// `doctor`
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// The environment variable holding the token; without it the token is read from stdin.
+    /// The environment variable holding the token; when it is not set, the token is requested
+    /// from GitHub Actions or Buildkite (with `--audience`, or the `aud` the job declares).
+    /// Without it: every ID token of `--job`, or the token on stdin.
     #[arg(long, value_name = "NAME")]
     pub token_var: Option<String>,
+    /// The audience to request a missing `--token-var` token with, outside GitLab.
+    #[arg(long, value_name = "AUD", requires = "token_var")]
+    pub audience: Option<String>,
+    /// A `.gitlab-ci.yml` whose `--job` declares the ID tokens (`id_tokens:`) to explain.
+    #[arg(long, value_name = "FILE", requires = "job")]
+    pub ci_config: Option<PathBuf>,
+    /// The job in `--ci-config`.
+    #[arg(long, value_name = "NAME", requires = "ci_config")]
+    pub job: Option<String>,
     /// Show what a provider's server side needs to admit this token, as
     /// `PROVIDER=TARGET`: `vault=ROLE` (the bound claims of a Vault JWT role),
     /// `aws_secrets_manager=ROLE_ARN` (an AWS role's trust policy), ... Repeatable.

@@ -6,6 +6,7 @@ use crate::exit;
 use crate::input::{self, CliError};
 use crate::output::{self, Delivered};
 use auth_oidc::{IdToken, SystemClock};
+use secrecy::ExposeSecret;
 use secrets_core::materialise::SecretFiles;
 use secrets_core::{JobPayload, ProviderKind, TrustHint};
 use secrets_resolver::{Plan, Report, Resolution, ResolveFailure, ResolveOptions, Resolver};
@@ -20,7 +21,9 @@ pub async fn run(command: Command, env: &ProcessEnv) -> u8 {
         Command::Resolve(args) => resolve(args, env).await,
         Command::Exec(args) => exec(args, env).await,
         Command::Check(args) => check(args, env),
-        Command::Doctor(args) => doctor(args, env),
+        Command::Doctor(args) => doctor(args, env).await,
+        Command::Completions(args) => crate::generate::completions(&args),
+        Command::Man => crate::generate::man(),
     };
     match result {
         Ok(code) => code,
@@ -138,7 +141,7 @@ fn deliver(
 }
 
 async fn resolve(args: ResolveArgs, env: &ProcessEnv) -> Result<u8, CliError> {
-    let payload = input::load(&args.input, env)?;
+    let payload = input::load(&args.input, env).await?;
     let resolution = resolve_or_report(&payload, &args.tuning, env).await?;
     let mut files = None;
     let delivered = deliver(&resolution, &mut files, args.files_dir.as_deref())?;
@@ -199,7 +202,7 @@ async fn exec(args: ExecArgs, env: &ProcessEnv) -> Result<u8, CliError> {
     // Listen before any file exists: a signal from here on is forwarded to the child (or, if
     // it comes before the child starts, delivered to it at once) and never skips the cleanup.
     let signals = Signals::listen()?;
-    let payload = input::load(&args.input, env)?;
+    let payload = input::load(&args.input, env).await?;
     let resolution = resolve_or_report(&payload, &args.tuning, env).await?;
     let mut files = None;
     let delivered = deliver(&resolution, &mut files, None)?;
@@ -380,28 +383,48 @@ fn token_warnings(payload: &JobPayload) -> Vec<String> {
         if vars.expand(&reference).is_empty() {
             let reference = secrets_core::payload::token_reference(&reference);
             out.push(format!(
-                "{key}: the token {reference} expands to nothing here; define the ID token (id_tokens: in GitLab, or the variable in this environment)"
+                "{key}: the token {reference} expands to nothing here; define the ID token (id_tokens: in GitLab, or the variable in this environment); {}",
+                crate::id_token_sources::SOURCES_HINT
             ));
         }
     }
     out
 }
 
-fn doctor(args: DoctorArgs, env: &ProcessEnv) -> Result<u8, CliError> {
-    let raw = match &args.token_var {
-        Some(name) => env
-            .get(name)
-            .map(str::to_owned)
-            .ok_or_else(|| CliError::config(format!("{name} is not set in the environment")))?,
-        None => {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-                .map_err(|e| CliError::config(format!("reading the token from stdin: {e}")))?;
-            text
+async fn doctor(args: DoctorArgs, env: &ProcessEnv) -> Result<u8, CliError> {
+    let tokens = crate::doctor_tokens::collect(&args, env).await?;
+    let mut code = exit::OK;
+    let mut docs = Vec::new();
+    for (i, token) in tokens.iter().enumerate() {
+        if i > 0 && args.format == CheckFormat::Text {
+            println!();
         }
-    };
-    let origin = args.token_var.as_deref().unwrap_or("stdin");
-    let token = IdToken::parse(&raw).map_err(|e| CliError::config(format!("{origin}: {e}")))?;
+        let (one, doc) = explain(
+            &args,
+            &token.origin,
+            token.source,
+            token.value.expose_secret(),
+        )?;
+        code = code.max(one);
+        docs.extend(doc);
+    }
+    match docs.len() {
+        0 => {}
+        1 => println!("{:#}", docs[0]),
+        _ => println!("{:#}", serde_json::Value::Array(docs)),
+    }
+    Ok(code)
+}
+
+/// Explains one token: prints the text report, or returns the JSON document.
+fn explain(
+    args: &DoctorArgs,
+    origin: &str,
+    source: &str,
+    raw: &str,
+) -> Result<(u8, Option<serde_json::Value>), CliError> {
+    let mut json = None;
+    let token = IdToken::parse(raw).map_err(|e| CliError::config(format!("{origin}: {e}")))?;
     let claims = token.claims();
     let remaining = token.remaining_secs(&SystemClock);
     let expired = token
@@ -432,15 +455,14 @@ fn doctor(args: DoctorArgs, env: &ProcessEnv) -> Result<u8, CliError> {
     }
     match args.format {
         CheckFormat::Json => {
-            let doc = serde_json::json!({
-                "source": origin, "algorithm": token.algorithm(),
+            json = Some(serde_json::json!({
+                "source": origin, "token_source": source, "algorithm": token.algorithm(),
                 "iss": claims.iss, "aud": claim("aud"), "sub": claims.sub, "exp": claims.exp,
                 "remaining_secs": remaining, "expired": expired,
                 "project_path": claims.get_str("project_path"), "ref": claims.get_str("ref"),
                 "ref_type": claims.get_str("ref_type"), "ref_protected": claims.get_str("ref_protected"),
                 "trust": hints.iter().map(|(p, h)| (p.clone(), serde_json::json!({"title": h.title, "settings": h.settings, "notes": h.notes}))).collect::<serde_json::Map<_, _>>(),
-            });
-            println!("{doc:#}");
+            }));
         }
         CheckFormat::Text => {
             println!(
@@ -479,9 +501,10 @@ fn doctor(args: DoctorArgs, env: &ProcessEnv) -> Result<u8, CliError> {
             }
         }
     }
-    Ok(if expired.is_some() {
+    let code = if expired.is_some() {
         exit::CONFIG
     } else {
         exit::OK
-    })
+    };
+    Ok((code, json))
 }

@@ -1,7 +1,7 @@
 //! Loading the secrets: a job payload, or a `.gitlab-ci.yml` job normalised as GitLab does.
 
 use crate::cli::InputArgs;
-use crate::env::ProcessEnv;
+use crate::env::{ProcessEnv, WithTokens};
 use crate::exit;
 use secrets_core::gitlab_ci::{CiConfig, CiJob};
 use secrets_core::{JobPayload, JobVariable};
@@ -89,8 +89,9 @@ pub fn read_ci_config(path: &Path) -> Result<CiConfig, CliError> {
     Ok(loaded.config)
 }
 
-/// The payload for `--job-payload`, or for `--ci-config` + `--job`.
-pub fn load(input: &InputArgs, env: &ProcessEnv) -> Result<JobPayload, CliError> {
+/// The payload for `--job-payload`, or for `--ci-config` + `--job` (with the job's
+/// `id_tokens:` that the environment lacks requested from the CI, see `id_token_sources`).
+pub async fn load(input: &InputArgs, env: &ProcessEnv) -> Result<JobPayload, CliError> {
     if let Some(path) = &input.job_payload {
         let text = read_input(path)?;
         return parse_payload(&text, &path.display().to_string());
@@ -115,6 +116,8 @@ pub fn load(input: &InputArgs, env: &ProcessEnv) -> Result<JobPayload, CliError>
     let job = config
         .job(name)
         .map_err(|e| CliError::config(format!("{}: {e}", path.display())))?;
+    let fetched = crate::id_token_sources::fetch_missing(job.id_tokens(), env).await?;
+    let env = &env.with_tokens(&fetched);
     job_payload(&job, env).map_err(|e| CliError {
         code: e.code,
         message: format!("{}: {}", path.display(), e.message),

@@ -8,8 +8,11 @@
 
 mod cli;
 mod commands;
+mod doctor_tokens;
 mod env;
 mod exit;
+mod generate;
+mod id_token_sources;
 mod input;
 mod output;
 

@@ -2,7 +2,7 @@
 //! `.gitlab-ci.yml` (parse and normalise as GitLab's server does) and expanding the secrets'
 //! fields with the job's variables.
 //!
-//! `cargo bench -p secrets-core --bench spec`
+//! `cargo bench -p ci-secrets-core --bench spec`
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use secrets_core::gitlab_ci::CiConfig;

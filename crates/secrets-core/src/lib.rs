@@ -11,6 +11,8 @@
 //! - [`materialise`]: resolved secrets as job variables and as private files.
 //! - [`masking`]: whether GitLab could mask a value.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod context;
 pub mod describe;
 pub mod environment;

@@ -21,6 +21,8 @@
 //! ([`secrets_core::ProviderDescriptor`]), which [`Plan`], the token checks and the report
 //! use, so that nothing here knows a provider but the one registration table.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod options;
 mod plan;
 mod registry;
@@ -30,6 +32,14 @@ mod tuning;
 
 pub use options::ResolveOptions;
 pub use plan::Plan;
+/// The AWS Secrets Manager provider, for configuring it by hand ([`ResolverBuilder::with_provider`]).
+#[cfg(feature = "aws-sm")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aws-sm")))]
+pub use provider_aws_sm;
+/// The Vault / OpenBao provider, for configuring it by hand ([`ResolverBuilder::with_provider`]).
+#[cfg(feature = "vault")]
+#[cfg_attr(docsrs, doc(cfg(feature = "vault")))]
+pub use provider_vault;
 pub use registry::{compiled_providers, descriptor_for, descriptors, feature_for, log_targets};
 pub use report::{Outcome, Report, ResolveFailure, SecretReport};
 pub use resolver::{Resolution, Resolver, ResolverBuilder};

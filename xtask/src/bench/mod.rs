@@ -91,10 +91,10 @@ pub fn run(paths: &Paths, quick: bool) -> Result<()> {
 /// unified once) and runs the bench from there.
 fn rerun_in_release(paths: &Paths) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    println!("==> cargo build --release -p secrets-cli -p xtask (the measured binaries)");
+    println!("==> cargo build --release -p ci-secrets -p xtask (the measured binaries)");
     let status = Command::new(&cargo)
         .current_dir(&paths.root)
-        .args(["build", "--release", "-p", "secrets-cli", "-p", "xtask"])
+        .args(["build", "--release", "-p", "ci-secrets", "-p", "xtask"])
         .status()
         .context("cannot run cargo")?;
     if !status.success() {

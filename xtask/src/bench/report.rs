@@ -263,7 +263,7 @@ fn markdown(r: &Results) -> String {
     let _ = writeln!(
         s,
         "Criterion benchmarks in `crates/secrets-core/benches/` (not run by `cargo xtask \
-         bench`):\n\n```sh\ncargo bench -p secrets-core --bench spec\n```\n\n\
+         bench`):\n\n```sh\ncargo bench -p ci-secrets-core --bench spec\n```\n\n\
          - `gitlab_ci/parse_normalise_1000`: parse a generated 1000-secret `.gitlab-ci.yml` \
          and normalise its job into the payload's `secrets` object.\n\
          - `expand/*`: Go `os.Expand`-compatible expansion of provider fields.\n"

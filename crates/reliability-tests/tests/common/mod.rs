@@ -255,7 +255,7 @@ pub fn unused_port() -> u16 {
     port
 }
 
-/// The `ci-secrets` binary built by `cargo test --workspace` (or `cargo build -p secrets-cli`).
+/// The `ci-secrets` binary built by `cargo test --workspace` (or `cargo build -p ci-secrets`).
 pub fn ci_secrets_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable");
     // target/<profile>/deps/<test> -> target/<profile>/ci-secrets
@@ -266,7 +266,7 @@ pub fn ci_secrets_bin() -> PathBuf {
         .expect("target directory");
     assert!(
         bin.exists(),
-        "{} is missing: run `cargo build -p secrets-cli` first (cargo test --workspace builds it)",
+        "{} is missing: run `cargo build -p ci-secrets` first (cargo test --workspace builds it)",
         bin.display()
     );
     bin
