@@ -3,6 +3,10 @@
 //! In order: `CI_SECRETS_COMMIT` when set (a packager's override), the `sha1` cargo writes into
 //! `.cargo_vcs_info.json` of a published package, `git rev-parse HEAD` in a checkout, and
 //! otherwise `unknown`. A build never fails for want of git.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a build script reads cargo's environment"
+)]
 
 use std::path::Path;
 use std::process::Command;

@@ -12,7 +12,10 @@
 //!   scripts, with injected latency; writes `docs/benchmarks.md`.
 //!
 //! See `docs/testing.md`.
-
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests and test support read the real environment and clock"
+)]
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -22,8 +25,8 @@
 mod bench;
 mod ci;
 mod demo;
-mod fakes;
 mod dist;
+mod fakes;
 mod install;
 mod issuer;
 mod paths;

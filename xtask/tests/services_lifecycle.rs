@@ -3,7 +3,10 @@
 //! Slow (starts OpenBao and LocalStack, installing them on first use), so it runs only when
 //! `CI_SECRETS_XTASK_LIFECYCLE=1`; otherwise it prints why it skips. It uses its own run
 //! directory, so it does not touch services started by `cargo xtask services up`.
-
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests and test support read the real environment and clock"
+)]
 #![allow(clippy::print_stderr, reason = "the skip reason is the output")]
 
 use std::fs;

@@ -14,6 +14,10 @@
 //! issuer of `auth-oidc`'s `testing` feature in this workspace). Seed data comes from a
 //! [`Fixture`]. See `README.md` for the wire details and their sources, and
 //! `docs/e2e-fixtures.md` for the seeded data.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests and test support read the real environment and clock"
+)]
 
 pub mod azure;
 pub mod counts;

@@ -1,4 +1,8 @@
 //! `cloud-fakes`: the Google and Azure fakes as a foreground process on loopback.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests and test support read the real environment and clock"
+)]
 
 use clap::Parser;
 

@@ -1,5 +1,9 @@
 //! The Azure fakes over TLS under the real host names: discovery, the token endpoint's
 //! AADSTS errors, the Key Vault challenge, versions and error bodies, and the counts.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests and test support read the real environment and clock"
+)]
 
 mod common;
 

@@ -5,6 +5,10 @@
 //!
 //! Skips (with the reason printed) unless `CLOUD_FAKES_PYTHON` names that interpreter;
 //! `cargo xtask test` and `cargo xtask contract` set it.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests and test support read the real environment and clock"
+)]
 
 mod common;
 

@@ -1,5 +1,9 @@
 //! The Google fakes over HTTP: STS validation rules, Secret Manager versions and errors, the
 //! checksum switches, impersonation and the request counts.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests and test support read the real environment and clock"
+)]
 
 mod common;
 

@@ -38,6 +38,10 @@
 //! # Ok(())
 //! # }
 //! ```
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests and test support read the real environment and clock"
+)]
 
 mod http;
 

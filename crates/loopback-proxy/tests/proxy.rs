@@ -1,4 +1,8 @@
 //! The proxy against local servers: delays, counting, faults, shutdown. Every wait is bounded.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests and test support read the real environment and clock"
+)]
 
 use loopback_proxy::{Fault, Proxy, ProxyConfig};
 use std::net::SocketAddr;

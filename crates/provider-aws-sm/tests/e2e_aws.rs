@@ -6,6 +6,10 @@
 //! LocalStack does not validate ID tokens or enforce IAM, so these tests prove the wiring
 //! (endpoints, regions, versions, batching, STS credentials reaching Secrets Manager); the
 //! exact requests and refusals are covered by `tests/http.rs`.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests and test support read the real environment and clock"
+)]
 
 mod common;
 

@@ -1,6 +1,10 @@
 //! HTTP-level tests against `wiremock`: the exact requests sent, the answers' mapping,
 //! retries, batching and request counts. Nothing here touches the process environment: the
 //! host environment is injected with `with_env_vars`.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests and test support read the real environment and clock"
+)]
 
 mod common;
 

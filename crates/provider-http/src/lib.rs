@@ -14,6 +14,8 @@
 //! - [`failure`]: [`Failure`], the one provider failure type, and its core error;
 //! - [`slots`]: "one result per request, in order".
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod client;
 pub mod exchange;
 pub mod failure;

@@ -1,5 +1,9 @@
 //! HTTP-level tests against a mock Vault (wiremock): the exact requests, error classes,
 //! not-found rules, value formatting, token reuse, dedupe, revocation, retries and order.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests and test support read the real environment and clock"
+)]
 
 mod common;
 

@@ -1,5 +1,9 @@
 //! Secrets hygiene: no value, ID token or Vault token in any error, `Debug` or log line.
 //! Alone in its test binary so that its log capture sees every event.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests and test support read the real environment and clock"
+)]
 
 mod common;
 

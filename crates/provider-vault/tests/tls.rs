@@ -1,6 +1,10 @@
 //! TLS against a local HTTPS Vault stand-in with a private CA: the settings read from the
 //! environment shim (`VAULT_*`, `BAO_*`), the explicit CA bundle, mutual TLS, and the error
 //! that tells how to trust an unknown CA.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests and test support read the real environment and clock"
+)]
 
 mod common;
 

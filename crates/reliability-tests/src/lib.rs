@@ -10,3 +10,7 @@
 //!   `cargo xtask services up` (skipped without `CI_SECRETS_E2E_ENV`).
 //!
 //! See `docs/testing.md` ("Reliability, security and fuzzing") and `docs/security.md`.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests and test support read the real environment and clock"
+)]

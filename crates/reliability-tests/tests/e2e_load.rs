@@ -2,6 +2,10 @@
 //! `CI_SECRETS_E2E_ENV`): 1000 OpenBao secrets and 1000 LocalStack secrets in one resolution,
 //! each server behind a counting proxy that checks the requests in flight never exceed
 //! `max_concurrency`. The secrets are seeded under a unique prefix and removed afterwards.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests and test support read the real environment and clock"
+)]
 
 mod common;
 

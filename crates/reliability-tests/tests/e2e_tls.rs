@@ -2,6 +2,10 @@
 //! port (killed at the end), seeded through its API with JWT auth against the e2e issuer:
 //! trusted through `VAULT_CACERT` it works; an untrusted certificate fails saying how to trust
 //! it; `VAULT_SKIP_VERIFY` works and warns. Skipped without `CI_SECRETS_E2E_ENV`.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests and test support read the real environment and clock"
+)]
 
 mod common;
 

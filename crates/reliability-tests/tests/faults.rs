@@ -3,6 +3,10 @@
 //! resolver. Each test asserts either "retried and succeeded within the budget" or "failed
 //! within the deadline with a classified error naming the variable, and nothing returned";
 //! each is bounded by [`common::HANG`].
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests and test support read the real environment and clock"
+)]
 
 mod common;
 

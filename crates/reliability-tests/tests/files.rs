@@ -2,6 +2,10 @@
 //! or symlink at the target refused and not followed, nothing written on failure, and
 //! `ci-secrets exec` removing the files after a normal exit, when the child is killed
 //! (SIGKILL) and when the command itself gets SIGTERM (forwarded to the child).
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests and test support read the real environment and clock"
+)]
 
 mod common;
 

@@ -3,6 +3,10 @@
 //! that hold them, or panic messages, on every provider path, successes and failures; in
 //! process (a tracing subscriber capturing everything at TRACE, `log` records included) and
 //! through `ci-secrets -vvv` with `CI_SECRETS_LOG=trace`.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests and test support read the real environment and clock"
+)]
 
 mod common;
 

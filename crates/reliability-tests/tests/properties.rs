@@ -1,6 +1,10 @@
 //! Property tests of the surfaces the fuzz targets cover (`fuzz/`), small enough for the
 //! normal test run: the `.gitlab-ci.yml` parser and normaliser, the job payload parser, the
 //! short forms, expansion and the Vault value formatting.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests and test support read the real environment and clock"
+)]
 
 use proptest::prelude::*;
 use provider_aws_sm::{NumberFormat, extract_field};

@@ -1,6 +1,10 @@
 //! ID tokens outside GitLab, without secret-manager servers: the GitHub Actions token request
 //! (shape, bearer, audience, answer) and its failures, the Buildkite agent's arguments, and
 //! what `doctor` says about where a token came from.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests and test support read the real environment and clock"
+)]
 
 mod support;
 

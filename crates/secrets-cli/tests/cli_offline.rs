@@ -1,4 +1,8 @@
 //! The CLI without servers: help, check, bad inputs, doctor, exit codes, nothing left behind.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests and test support read the real environment and clock"
+)]
 
 use assert_cmd::Command;
 use base64::Engine as _;

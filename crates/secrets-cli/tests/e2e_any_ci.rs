@@ -1,6 +1,10 @@
 //! `ci-secrets` on GitHub Actions and Buildkite against the real OpenBao and LocalStack: the
 //! job's `id_tokens:` are not in the environment and come from a local fake of the Actions
 //! token service (or a stand-in `buildkite-agent`) that hands out tokens from the local issuer.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests and test support read the real environment and clock"
+)]
 
 mod support;
 

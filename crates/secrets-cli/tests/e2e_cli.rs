@@ -1,6 +1,10 @@
 //! `ci-secrets` against the real OpenBao and LocalStack started by `cargo xtask e2e`: every
 //! seed example through `--ci-config`, the same jobs through `--job-payload` with identical
 //! variables, every output format parsed back, `exec` cleanup and exit codes, bad inputs.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests and test support read the real environment and clock"
+)]
 
 use assert_cmd::Command;
 use auth_oidc::testing::{E2eEnv, GitlabClaims};

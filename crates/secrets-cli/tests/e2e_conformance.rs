@@ -8,6 +8,10 @@
 //! where this tool deliberately differs: it must match `deviation.expect` and must *not* match
 //! `expect` (a deviation that stopped deviating fails, so the mark is removed). A case without
 //! the mark that does not match `expect` fails. See `docs/spec.md` ("Conformance corpus").
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests and test support read the real environment and clock"
+)]
 
 use assert_cmd::Command;
 use auth_oidc::testing::{E2eEnv, GitlabClaims};

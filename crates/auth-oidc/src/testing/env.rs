@@ -71,6 +71,10 @@ impl E2eEnv {
     /// When the variable is set but the file cannot be loaded: a test run that asked for the
     /// services must not silently skip.
     pub fn from_env() -> Option<Self> {
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "test support: where the e2e servers are comes from the test's environment"
+        )]
         let path = std::env::var_os(E2E_ENV_VAR).filter(|v| !v.is_empty())?;
         match Self::from_file(Path::new(&path)) {
             Ok(env) => Some(env),
