@@ -143,7 +143,7 @@ impl Resolver {
         secrets: &Secrets,
         variables: &Variables,
     ) -> Result<Resolution, ResolveFailure> {
-        let started = Instant::now();
+        let started = monotonic_now();
         let counter = RequestCounter::default();
         let ctx = ResolveContext {
             requests: counter.clone(),
@@ -395,14 +395,14 @@ impl Resolver {
         // Providers see the deadline and stop in time to clean up; the outer timeout, later
         // by one request's time (a revoke), only stops a provider that ignores it.
         let ctx = &ResolveContext {
-            deadline: Some(Instant::now() + self.options.deadline),
+            deadline: Some(monotonic_now() + self.options.deadline),
             ..ctx.clone()
         };
         let backstop = self.options.deadline + self.options.request_timeout;
         let calls = groups.into_iter().map(|(kind, items)| async move {
             let provider = &self.providers[&kind];
             let requests: Vec<SecretRequest> = items.iter().map(|(_, _, r)| r.clone()).collect();
-            let started = Instant::now();
+            let started = monotonic_now();
             let results = tokio::time::timeout(backstop, provider.resolve(&requests, ctx)).await;
             (items, results, started.elapsed())
         });
@@ -445,6 +445,16 @@ impl Resolver {
         }
         failed
     }
+}
+
+/// The resolver's one monotonic clock: report durations and each attempt's deadline.
+fn monotonic_now() -> Instant {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the one monotonic clock of a resolution"
+    )]
+    let now = Instant::now();
+    now
 }
 
 enum Classified {
