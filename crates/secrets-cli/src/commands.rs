@@ -9,7 +9,6 @@ use auth_oidc::{IdToken, SystemClock};
 use secrets_core::JobPayload;
 use secrets_core::materialise::SecretFiles;
 use secrets_resolver::{Plan, Report, Resolution, ResolveFailure, ResolveOptions, Resolver};
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 use tracing::{info, warn};
@@ -161,33 +160,14 @@ async fn resolve(args: ResolveArgs, env: &ProcessEnv) -> Result<u8, CliError> {
 }
 
 fn write_private(path: &Path, text: &str) -> Result<(), CliError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-        return Err(CliError::config(format!(
-            "{} is a symlink; refusing to follow it",
-            path.display()
-        )));
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-        .open(path)
-        .map_err(|e| CliError::config(format!("writing {}: {e}", path.display())))?;
-    file.write_all(text.as_bytes())
-        .map_err(|e| CliError::internal(format!("writing {}: {e}", path.display())))
+    use secrets_core::private_file::{Existing, write};
+    write(path, text.as_bytes(), Existing::Replace)
+        .map_err(|e| CliError::config(format!("writing {}: {e}", path.display())))
 }
 
 fn append_file(path: &Path, text: &str) -> Result<(), CliError> {
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .map_err(|e| CliError::config(format!("appending to {}: {e}", path.display())))?;
-    file.write_all(text.as_bytes())
-        .map_err(|e| CliError::internal(format!("appending to {}: {e}", path.display())))
+    secrets_core::private_file::append(path, text.as_bytes())
+        .map_err(|e| CliError::config(format!("appending to {}: {e}", path.display())))
 }
 
 async fn exec(args: ExecArgs, env: &ProcessEnv) -> Result<u8, CliError> {

@@ -7,6 +7,7 @@
 //! - [`provider`]: the object-safe [`SecretProvider`] trait that provider crates implement.
 //! - [`value`]: [`SecretValue`], a resolved value that never prints itself.
 //! - [`materialise`]: resolved secrets as job variables and as private files.
+//! - [`private_file`]: the one writer of 0600 files and 0700 directories.
 //! - [`masking`]: whether GitLab could mask a value.
 
 pub mod error;
@@ -15,6 +16,7 @@ pub mod gitlab_ci;
 pub mod masking;
 pub mod materialise;
 pub mod payload;
+pub mod private_file;
 pub mod provider;
 pub mod value;
 pub mod variables;
