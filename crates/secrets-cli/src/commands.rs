@@ -176,7 +176,7 @@ async fn exec(args: ExecArgs, env: &ProcessEnv) -> Result<u8, CliError> {
     let signals = Signals::listen()?;
     let payload = input::load(&args.input, env)?;
     let resolution = resolve_or_report(&payload, &args.tuning).await?;
-    let mut files = None;
+    let mut files = args.file_backing.sink()?;
     let delivered = deliver(&resolution, &mut files, None)?;
     drop(resolution);
     let (program, rest) = args

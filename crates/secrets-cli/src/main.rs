@@ -10,6 +10,8 @@ mod cli;
 mod commands;
 mod env;
 mod exit;
+mod files;
+mod hardening;
 mod input;
 mod output;
 
@@ -19,6 +21,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     init_logging(cli.verbose, cli.quiet);
+    hardening::at_start();
     let env = env::ProcessEnv::capture();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
