@@ -1,6 +1,7 @@
 //! Nothing left behind after the worst endings: `ci-secrets exec` killed with SIGKILL leaves
 //! no readable file in memory mode and a directory that the next start sweeps in directory
-//! mode.
+//! mode; a running `ci-secrets` cannot dump core nor be read through `/proc` by other
+//! processes of its user.
 
 mod common;
 
@@ -278,4 +279,108 @@ async fn sigkill_in_directory_mode_is_swept_at_the_next_start() {
     );
     kill(pid);
     wait_gone(pid).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_ci_secrets_cannot_dump_core_nor_be_read() {
+    // Root may read any process's memory (CAP_SYS_PTRACE): observe as an unprivileged user.
+    let root = nix::unistd::geteuid().is_root();
+    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    if root && setpriv.is_none() {
+        #[allow(clippy::print_stderr, reason = "a skipped test says why")]
+        {
+            eprintln!("skipped: running as root without setpriv to drop to an unprivileged user");
+        }
+        return;
+    }
+    let unprivileged = |program: &str| {
+        let mut command = match (root, setpriv) {
+            (true, Some(setpriv)) => {
+                let mut c = tokio::process::Command::new(setpriv);
+                c.args(["--reuid=65534", "--regid=65534", "--clear-groups", program]);
+                c
+            }
+            _ => tokio::process::Command::new(program),
+        };
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", "/")
+            .env("TMPDIR", "/tmp")
+            .current_dir("/")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        command
+    };
+    let bin = ci_secrets_bin();
+    let mut command = unprivileged(&bin.display().to_string());
+    command.args(["exec", "--job-payload", "-", "--", "sleep", "30"]);
+    let mut cli = command.spawn().expect("spawn");
+    let cli_pid = cli.id().expect("pid") as i32;
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = cli.stdin.take().expect("stdin");
+        let doc = json!({"variables": [{"key": "CANARY_VAR", "value": "v"}], "secrets": {}});
+        stdin
+            .write_all(doc.to_string().as_bytes())
+            .await
+            .expect("payload");
+    }
+    // The child `sleep` is a dumpable process of the same user: the contrast.
+    let mut sleep_pid = None;
+    for _ in 0..400 {
+        let children = std::fs::read_to_string(format!("/proc/{cli_pid}/task/{cli_pid}/children"))
+            .unwrap_or_default();
+        if let Some(pid) = children.split_whitespace().next() {
+            let pid: i32 = pid.parse().expect("pid");
+            if std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c == "sleep\n") {
+                sleep_pid = Some(pid);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let sleep_pid = sleep_pid.expect("the child started");
+
+    let limits = std::fs::read_to_string(format!("/proc/{cli_pid}/limits")).expect("limits");
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .expect("core limit");
+    assert_eq!(
+        core.split_whitespace().nth(4),
+        Some("0"),
+        "soft core limit 0: {core}"
+    );
+    let read_environ = |pid: i32| {
+        let mut command = unprivileged("cat");
+        command.arg(format!("/proc/{pid}/environ"));
+        async move {
+            let out = command.output().await.expect("cat");
+            out.status.success()
+        }
+    };
+    assert!(
+        read_environ(sleep_pid).await,
+        "the observer can read a dumpable process of the same user"
+    );
+    assert!(
+        !read_environ(cli_pid).await,
+        "but not ci-secrets: it is not dumpable"
+    );
+    kill(sleep_pid);
+    let out = tokio::time::timeout(HANG, cli.wait_with_output())
+        .await
+        .expect("ci-secrets went")
+        .expect("wait");
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

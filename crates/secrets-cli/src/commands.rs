@@ -121,11 +121,11 @@ fn deliver(
         };
         out.push(Delivered {
             key: var.key.clone(),
-            value,
+            value: value.into(),
             file: var.file,
             masked: var.masked,
             raw: var.raw,
-            secret: var.value.expose().to_owned(),
+            secret: var.value.expose().to_owned().into(),
         });
     }
     Ok(out)
@@ -140,16 +140,19 @@ async fn resolve(args: ResolveArgs, env: &ProcessEnv) -> Result<u8, CliError> {
     if let Some(env_part) = &rendered.github_env {
         match (&args.output, env.get("GITHUB_ENV")) {
             (None, Some(github_env)) => append_file(Path::new(github_env), env_part)?,
-            (Some(path), _) => write_private(path, &format!("{}{env_part}", rendered.main))?,
-            (None, None) => print!("{}{env_part}", rendered.main),
+            (Some(path), _) => write_private(
+                path,
+                &zeroize::Zeroizing::new(format!("{}{}", *rendered.main, **env_part)),
+            )?,
+            (None, None) => print!("{}{}", *rendered.main, **env_part),
         }
         if args.output.is_none() && env.get("GITHUB_ENV").is_some() {
-            print!("{}", rendered.main);
+            print!("{}", *rendered.main);
         }
     } else {
         match &args.output {
             Some(path) => write_private(path, &rendered.main)?,
-            None => print!("{}", rendered.main),
+            None => print!("{}", *rendered.main),
         }
     }
     if let Some(files) = files {

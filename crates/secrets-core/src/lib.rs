@@ -8,11 +8,13 @@
 //! - [`value`]: [`SecretValue`], a resolved value that never prints itself.
 //! - [`materialise`]: resolved secrets as job variables and as private files.
 //! - [`private_file`]: the one writer of 0600 files and 0700 directories.
+//! - [`hardening`]: no core dump of a process that holds values.
 //! - [`masking`]: whether GitLab could mask a value.
 
 pub mod error;
 pub mod expand;
 pub mod gitlab_ci;
+pub mod hardening;
 pub mod masking;
 pub mod materialise;
 pub mod payload;
