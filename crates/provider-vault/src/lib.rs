@@ -24,11 +24,13 @@ mod engine;
 mod error;
 mod format;
 mod provider;
+mod revocation;
 
 pub use config::{Env, VaultProviderBuilder};
 pub use engine::{EngineKind, go_clean, go_join};
 pub use format::format_go_value;
 pub use provider::VaultProvider;
+pub use revocation::wait_for_revocations;
 
 impl VaultProvider {
     /// A builder; see [`VaultProviderBuilder`].
