@@ -152,6 +152,9 @@ pub fn test(paths: &Paths) -> Result<()> {
 
     e2e(paths)?;
 
+    step("cargo xtask soak --runs 60 --seconds 45");
+    crate::soak::run(paths, 60, 45, None)?;
+
     step("cargo xtask bench --quick");
     crate::bench::run(paths, true)?;
     println!(
