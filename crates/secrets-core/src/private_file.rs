@@ -8,7 +8,7 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-/// What [`write`] does when something already exists at the target.
+/// What [`write()`] does when something already exists at the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Existing {
