@@ -157,6 +157,8 @@ pub fn test(paths: &Paths) -> Result<()> {
     crate::fakes::contract(paths)?;
     step("cargo xtask dist --dev --check");
     crate::dist::run(paths, true, true)?;
+    step("cargo xtask soak --runs 60 --seconds 45");
+    crate::soak::run(paths, 60, 45, None)?;
 
     step("cargo xtask bench --quick");
     crate::bench::run(paths, true)?;

@@ -33,6 +33,7 @@ mod paths;
 mod procs;
 mod seed_vault;
 mod services;
+mod soak;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -93,6 +94,18 @@ enum Command {
         quick: bool,
     },
     /// Serve the local OIDC issuer in the foreground (started by `services up`).
+    /// Many resolutions with random faults and kills; then checks nothing was left behind.
+    Soak {
+        /// Runs at most.
+        #[arg(long, default_value_t = 1000)]
+        runs: usize,
+        /// Seconds at most.
+        #[arg(long, default_value_t = 600)]
+        seconds: u64,
+        /// The random seed (printed by every soak), to replay one.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     #[command(hide = true)]
     IssuerServe {
         /// Loopback port to listen on.
@@ -145,6 +158,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Dist { dev, check } => dist::run(&paths, dev, check),
         Command::PackageCheck => dist::check_packages(&paths),
         Command::Bench { quick } => bench::run(&paths, quick),
+        Command::Soak {
+            runs,
+            seconds,
+            seed,
+        } => soak::run(&paths, runs, seconds, seed),
         Command::IssuerServe { port, key } => issuer::serve(port, &key),
         Command::Contract => fakes::contract(&paths),
         Command::FakesServe { args } => cloud_fakes::serve_blocking(args),

@@ -9,8 +9,6 @@ use auth_oidc::testing::{E2eEnv, IssuerKey, keys};
 use reqwest::blocking::Client;
 use std::ffi::OsStr;
 use std::fs;
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -564,17 +562,9 @@ fn seed_localstack(paths: &Paths, endpoint: &str) -> Result<String> {
 
 /// Writes `text` to `path` with mode 0600: a temporary file, then renamed into place.
 fn write_private(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let _ = fs::remove_file(&tmp);
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("cannot create {}", tmp.display()))?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+    use secrets_core::private_file::{Existing, write};
+    write(path, text.as_bytes(), Existing::Replace)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Stops the recorded process groups and removes the state files.

@@ -83,6 +83,19 @@ pub enum Fault {
     /// Hold every upstream-to-client byte while this fault is set (requests still reach the
     /// upstream); held bytes are delivered, in order, once the fault is cleared.
     StallResponses,
+    /// Like [`Fault::ResetMidResponse`], but the connection ends with a clean close (FIN):
+    /// the client sees an answer cut short, e.g. a body shorter than its `Content-Length`.
+    TruncateResponse {
+        /// Bytes forwarded to the client before the close.
+        after_bytes: u64,
+    },
+    /// Answer every request on new connections with this status, from the proxy itself
+    /// (`Retry-After: 0`, a small JSON `errors` body, `Connection: close`), never reaching the
+    /// upstream: a 5xx or 429 from a load balancer. Open connections are not affected.
+    Respond {
+        /// The status, e.g. 503 or 429.
+        status: u16,
+    },
 }
 
 /// The proxy's settings.
@@ -117,6 +130,8 @@ pub struct ProxyStats {
     pub connections: u64,
     /// Connections closed at once under [`Fault::Refuse`].
     pub refused: u64,
+    /// Connections answered by the proxy itself under [`Fault::Respond`].
+    pub answered: u64,
     /// HTTP/1.1 request heads sent by clients.
     pub requests: u64,
     /// Final (non-1xx) HTTP/1.1 response heads sent by the upstream.
@@ -130,6 +145,7 @@ pub struct ProxyStats {
 struct Counters {
     connections: AtomicU64,
     refused: AtomicU64,
+    answered: AtomicU64,
     requests: AtomicU64,
     responses: AtomicU64,
     in_flight: AtomicI64,
@@ -254,6 +270,7 @@ impl Proxy {
         ProxyStats {
             connections: c.connections.load(Ordering::Acquire),
             refused: c.refused.load(Ordering::Acquire),
+            answered: c.answered.load(Ordering::Acquire),
             requests: c.requests.load(Ordering::Acquire),
             responses: c.responses.load(Ordering::Acquire),
             max_in_flight: c.max_in_flight.load(Ordering::Acquire),
@@ -266,6 +283,7 @@ impl Proxy {
         let c = &self.shared.counters;
         c.connections.store(0, Ordering::Release);
         c.refused.store(0, Ordering::Release);
+        c.answered.store(0, Ordering::Release);
         c.requests.store(0, Ordering::Release);
         c.responses.store(0, Ordering::Release);
         let now = c.in_flight.load(Ordering::Acquire).max(0);
@@ -325,9 +343,42 @@ async fn accept_loop(listener: TcpListener, upstream: SocketAddr, shared: Arc<Sh
             drop(client);
             continue;
         }
+        if let Fault::Respond { status } = shared.fault() {
+            shared.counters.answered.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(answer(client, status));
+            continue;
+        }
         shared.counters.connections.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(connection(client, upstream, Arc::clone(&shared)));
     }
+}
+
+/// Reads one request head (bounded in size and time) and answers it with `status`.
+async fn answer(mut client: TcpStream, status: u16) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read_head = async {
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < READ_BUF {
+            match client.read(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        true
+    };
+    if !matches!(
+        tokio::time::timeout(Duration::from_secs(5), read_head).await,
+        Ok(true)
+    ) {
+        return;
+    }
+    let body = format!("{{\"errors\":[\"injected {status} from loopback-proxy\"]}}");
+    let answer = format!(
+        "HTTP/1.1 {status} Injected\r\nContent-Type: application/json\r\nContent-Length: {}\r\nRetry-After: 0\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = client.write_all(answer.as_bytes()).await;
+    let _ = client.shutdown().await;
 }
 
 /// One chunk in a direction's queue.
@@ -444,13 +495,22 @@ async fn direction(
                             return;
                         }
                         let current = *fault.borrow();
-                        if let Fault::ResetMidResponse { after_bytes } = current {
+                        let cut = match current {
+                            Fault::ResetMidResponse { after_bytes } => Some((after_bytes, true)),
+                            Fault::TruncateResponse { after_bytes } => Some((after_bytes, false)),
+                            _ => None,
+                        };
+                        if let Some((after_bytes, reset)) = cut {
                             let room = after_bytes.saturating_sub(sent);
                             if room < bytes.len() as u64 {
                                 let head = &bytes[..usize::try_from(room).unwrap_or(0)];
                                 let _ = to.write_all(head).await;
                                 let _ = to.flush().await;
-                                let _ = to.as_ref().set_zero_linger();
+                                if reset {
+                                    let _ = to.as_ref().set_zero_linger();
+                                } else {
+                                    let _ = to.shutdown().await;
+                                }
                                 conn.kill.notify_one();
                                 return;
                             }

@@ -268,6 +268,61 @@ async fn reset_mid_response_cuts_the_answer() {
 }
 
 #[tokio::test]
+async fn truncate_mid_response_closes_cleanly() {
+    let p = Proxy::start(
+        http_server(1000).await,
+        ProxyConfig::default().with_fault(Fault::TruncateResponse { after_bytes: 30 }),
+    )
+    .unwrap();
+    timeout(BOUND, async {
+        let mut s = TcpStream::connect(p.addr()).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got)
+            .await
+            .expect("a clean close, not a reset");
+        assert_eq!(got.len(), 30);
+        assert!(got.starts_with(b"HTTP/1.1 200"));
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn respond_answers_new_connections_without_the_upstream() {
+    let p = Proxy::start(
+        http_server(5).await,
+        ProxyConfig::default().with_fault(Fault::Respond { status: 503 }),
+    )
+    .unwrap();
+    timeout(BOUND, async {
+        let mut s = TcpStream::connect(p.addr()).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut got = String::new();
+        s.read_to_string(&mut got).await.unwrap();
+        assert!(got.starts_with("HTTP/1.1 503 "), "{got}");
+        assert!(got.contains("Retry-After: 0\r\n"), "{got}");
+        assert!(
+            got.ends_with(r#"{"errors":["injected 503 from loopback-proxy"]}"#),
+            "{got}"
+        );
+        let stats = p.stats();
+        assert_eq!(
+            (stats.answered, stats.connections, stats.requests),
+            (1, 0, 0)
+        );
+        p.set_fault(Fault::None);
+        let mut s = TcpStream::connect(p.addr()).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        assert!(read_response(&mut s).await.ends_with("xxxxx"));
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
 async fn stalled_responses_resume_when_the_fault_is_cleared() {
     let p = Proxy::start(
         http_server(2).await,

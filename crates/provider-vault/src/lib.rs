@@ -28,6 +28,7 @@ mod engine;
 mod format;
 mod grouping;
 mod provider;
+mod revocation;
 mod server;
 mod server_messages;
 mod token_guard;
@@ -37,6 +38,7 @@ pub use descriptor::{DESCRIPTOR, VaultDescriptor};
 pub use engine::{EngineKind, go_clean, go_join};
 pub use format::format_go_value;
 pub use provider::VaultProvider;
+pub use revocation::wait_for_revocations;
 
 /// The requests this provider sends, by report key.
 pub mod requests {

@@ -123,6 +123,11 @@ impl ServerClient {
         })
     }
 
+    /// The request timeout.
+    pub(crate) fn timeout(&self) -> std::time::Duration {
+        self.endpoint.timeout()
+    }
+
     /// The server URL, for messages.
     pub(crate) fn display(&self) -> &str {
         &self.display

@@ -6,9 +6,9 @@ use secrecy::SecretString;
 use std::sync::Arc;
 
 /// A logged-in Vault token that is revoked even when the resolution is dropped before it
-/// ends (a caller's timeout or cancellation): dropped while still held, it revokes the token
-/// in a task on the current Tokio runtime. [`Self::revoke`] revokes in place, [`Self::keep`]
-/// lets the token live until its TTL.
+/// ends (a caller's timeout or cancellation, its runtime shutting down): dropped while still
+/// held, it revokes the token on a thread of its own (see `revocation.rs`).
+/// [`Self::revoke`] revokes in place, [`Self::keep`] lets the token live until its TTL.
 pub(crate) struct TokenGuard {
     client: Arc<ServerClient>,
     namespace: Option<String>,
@@ -50,23 +50,13 @@ impl Drop for TokenGuard {
         let Some(token) = self.token.take() else {
             return;
         };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::warn!(
-                server = %self.client.display,
-                "resolution dropped outside a Tokio runtime: the Vault token lives until its TTL ends"
-            );
-            return;
-        };
         tracing::info!(server = %self.client.display, "resolution dropped: revoking its Vault token");
-        let client = Arc::clone(&self.client);
-        let namespace = self.namespace.take();
-        runtime.spawn(async move {
-            if let Err(e) = client.revoke(namespace.as_deref(), &token).await {
-                tracing::warn!(
-                    server = %client.display,
-                    "could not revoke the Vault token (it lives until its TTL ends): {e}"
-                );
-            }
-        });
+        let bound = self.client.timeout();
+        crate::revocation::revoke_detached(
+            Arc::clone(&self.client),
+            bound,
+            self.namespace.take(),
+            token,
+        );
     }
 }

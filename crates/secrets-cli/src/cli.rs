@@ -138,6 +138,15 @@ pub struct ExecArgs {
     pub input: InputArgs,
     #[command(flatten)]
     pub tuning: TuningArgs,
+    /// Where file-type variables live: `dir` (files removed at exit, swept at the next start
+    /// after a SIGKILL) or, on Linux, `memory` (nothing on disk; see docs/security.md).
+    #[arg(
+        long,
+        value_enum,
+        env = "CI_SECRETS_FILE_BACKING",
+        default_value = "dir"
+    )]
+    pub file_backing: crate::files::FileBacking,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,

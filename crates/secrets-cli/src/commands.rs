@@ -10,7 +10,6 @@ use secrecy::ExposeSecret;
 use secrets_core::materialise::SecretFiles;
 use secrets_core::{JobPayload, ProviderKind, TrustHint};
 use secrets_resolver::{Plan, Report, Resolution, ResolveFailure, ResolveOptions, Resolver};
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 use tracing::{info, warn};
@@ -130,11 +129,11 @@ fn deliver(
         };
         out.push(Delivered {
             key: var.key.clone(),
-            value,
+            value: value.into(),
             file: var.file,
             masked: var.masked,
             raw: var.raw,
-            secret: var.value.expose().to_owned(),
+            secret: var.value.expose().to_owned().into(),
         });
     }
     Ok(out)
@@ -149,16 +148,19 @@ async fn resolve(args: ResolveArgs, env: &ProcessEnv) -> Result<u8, CliError> {
     if let Some(env_part) = &rendered.github_env {
         match (&args.output, env.get("GITHUB_ENV")) {
             (None, Some(github_env)) => append_file(Path::new(github_env), env_part)?,
-            (Some(path), _) => write_private(path, &format!("{}{env_part}", rendered.main))?,
-            (None, None) => print!("{}{env_part}", rendered.main),
+            (Some(path), _) => write_private(
+                path,
+                &zeroize::Zeroizing::new(format!("{}{}", *rendered.main, **env_part)),
+            )?,
+            (None, None) => print!("{}{}", *rendered.main, **env_part),
         }
         if args.output.is_none() && env.get("GITHUB_ENV").is_some() {
-            print!("{}", rendered.main);
+            print!("{}", *rendered.main);
         }
     } else {
         match &args.output {
             Some(path) => write_private(path, &rendered.main)?,
-            None => print!("{}", rendered.main),
+            None => print!("{}", *rendered.main),
         }
     }
     if let Some(files) = files {
@@ -169,33 +171,14 @@ async fn resolve(args: ResolveArgs, env: &ProcessEnv) -> Result<u8, CliError> {
 }
 
 fn write_private(path: &Path, text: &str) -> Result<(), CliError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-        return Err(CliError::config(format!(
-            "{} is a symlink; refusing to follow it",
-            path.display()
-        )));
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-        .open(path)
-        .map_err(|e| CliError::config(format!("writing {}: {e}", path.display())))?;
-    file.write_all(text.as_bytes())
-        .map_err(|e| CliError::internal(format!("writing {}: {e}", path.display())))
+    use secrets_core::private_file::{Existing, write};
+    write(path, text.as_bytes(), Existing::Replace)
+        .map_err(|e| CliError::config(format!("writing {}: {e}", path.display())))
 }
 
 fn append_file(path: &Path, text: &str) -> Result<(), CliError> {
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .map_err(|e| CliError::config(format!("appending to {}: {e}", path.display())))?;
-    file.write_all(text.as_bytes())
-        .map_err(|e| CliError::internal(format!("appending to {}: {e}", path.display())))
+    secrets_core::private_file::append(path, text.as_bytes())
+        .map_err(|e| CliError::config(format!("appending to {}: {e}", path.display())))
 }
 
 async fn exec(args: ExecArgs, env: &ProcessEnv) -> Result<u8, CliError> {
@@ -204,7 +187,7 @@ async fn exec(args: ExecArgs, env: &ProcessEnv) -> Result<u8, CliError> {
     let signals = Signals::listen()?;
     let payload = input::load(&args.input, env).await?;
     let resolution = resolve_or_report(&payload, &args.tuning, env).await?;
-    let mut files = None;
+    let mut files = args.file_backing.sink()?;
     let delivered = deliver(&resolution, &mut files, None)?;
     drop(resolution);
     let (program, rest) = args

@@ -11,7 +11,9 @@ mod commands;
 mod doctor_tokens;
 mod env;
 mod exit;
+mod files;
 mod generate;
+mod hardening;
 mod id_token_sources;
 mod input;
 mod output;
@@ -21,6 +23,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    hardening::at_start();
     let env = env::ProcessEnv::capture();
     init_logging(cli.verbose, cli.quiet, &env);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

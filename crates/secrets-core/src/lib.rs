@@ -9,6 +9,8 @@
 //! - [`context`], [`requests`], [`environment`]: what a resolution shares with its providers.
 //! - [`value`]: [`SecretValue`], a resolved value that never prints itself.
 //! - [`materialise`]: resolved secrets as job variables and as private files.
+//! - [`private_file`]: the one writer of 0600 files and 0700 directories.
+//! - [`hardening`]: no core dump of a process that holds values.
 //! - [`masking`]: whether GitLab could mask a value.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -19,9 +21,11 @@ pub mod environment;
 pub mod error;
 pub mod expand;
 pub mod gitlab_ci;
+pub mod hardening;
 pub mod masking;
 pub mod materialise;
 pub mod payload;
+pub mod private_file;
 pub mod provider;
 pub mod requests;
 pub mod value;

@@ -2,10 +2,10 @@
 
 use crate::error::{Error, ErrorKind};
 use crate::payload::Secret;
+use crate::private_file::{self, Existing};
 use crate::value::SecretValue;
 use crate::variables::JobVariable;
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// A resolved secret as the runner turns it into a variable: `File` as the secret says
@@ -66,15 +66,42 @@ pub fn is_safe_file_name(key: &str) -> bool {
         && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-/// A private directory of secret files, removed (files and all) when dropped unless kept.
+#[cfg(target_os = "linux")]
+mod memory;
+#[cfg(target_os = "linux")]
+mod sweep;
+#[cfg(target_os = "linux")]
+pub use sweep::sweep_stale;
+
+/// Where a process's file variables live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum FileBacking {
+    /// 0600 files in a private 0700 directory (see [`SecretFiles::create`]). Any process can
+    /// open the path, but a process killed with SIGKILL leaves the directory behind until the
+    /// next start sweeps it ([`sweep_stale`]).
+    #[default]
+    Directory,
+    /// Linux only: sealed read-only anonymous memory files at `/proc/self/fd/N`, inherited by
+    /// the child, gone with the processes however they end. Only processes that inherit the
+    /// descriptor can open the path: not a program that closes inherited descriptors before
+    /// starting others (Go's `os/exec`, Python's `subprocess`, `sudo`), nor another
+    /// container or a daemon handed the path (`docker run -v "$FILE":...`).
+    Memory,
+}
+
+/// Secret files, removed when dropped unless kept: 0600 files in a private directory, or
+/// sealed memory files ([`FileBacking::Memory`]).
 ///
 /// The directory is created 0700; each file 0600, exclusively (a pre-existing file or
 /// symlink at the target is refused, never followed), written in full under a temporary name
-/// and then linked into place atomically.
+/// and then linked into place atomically ([`crate::private_file::write`]).
 pub struct SecretFiles {
     dir: PathBuf,
     owned_dir: Option<tempfile::TempDir>,
     written: Vec<PathBuf>,
+    #[cfg(target_os = "linux")]
+    memory: Option<Vec<memory::MemoryFile>>,
     keep: bool,
 }
 
@@ -89,25 +116,47 @@ impl fmt::Debug for SecretFiles {
 }
 
 impl SecretFiles {
-    /// A fresh 0700 directory under the system temporary directory.
+    /// A fresh 0700 directory in [`default_parent`], marked as this process's so that a later
+    /// start can sweep it if this process is killed before removing it.
     pub fn create() -> Result<Self, Error> {
-        Self::create_in(std::env::temp_dir())
+        Self::create_in(default_parent())
     }
 
-    /// A fresh 0700 directory inside `parent`.
+    /// A fresh 0700 directory inside `parent`, marked as this process's.
     pub fn create_in(parent: impl AsRef<Path>) -> Result<Self, Error> {
         let parent = parent.as_ref();
-        let dir = tempfile::Builder::new()
-            .prefix("ci-secrets-")
-            .permissions(private_dir_permissions())
-            .tempdir_in(parent)
+        #[cfg(target_os = "linux")]
+        let prefix = sweep::own_prefix();
+        #[cfg(not(target_os = "linux"))]
+        let prefix = "ci-secrets-".to_owned();
+        let dir = private_file::temp_dir_in(parent, &prefix)
             .map_err(|e| io_error("creating a private directory", parent, e))?;
         Ok(Self {
             dir: dir.path().to_owned(),
             owned_dir: Some(dir),
             written: Vec::new(),
+            #[cfg(target_os = "linux")]
+            memory: None,
             keep: false,
         })
+    }
+
+    /// Sealed memory files instead of a directory ([`FileBacking::Memory`]); Linux only.
+    pub fn in_memory() -> Result<Self, Error> {
+        #[cfg(target_os = "linux")]
+        return Ok(Self {
+            dir: PathBuf::from("/proc/self/fd"),
+            owned_dir: None,
+            written: Vec::new(),
+            memory: Some(Vec::new()),
+            keep: false,
+        });
+        #[cfg(not(target_os = "linux"))]
+        Err(Error::new(
+            ErrorKind::InvalidConfig,
+            "memory-backed file variables need Linux (memfd_create)",
+        )
+        .with_fix("use the directory backing"))
     }
 
     /// Uses `dir`, creating it 0700 when missing. An existing directory must not be a symlink
@@ -132,11 +181,7 @@ impl SecretFiles {
             }
             Ok(meta) => check_private(&dir, &meta)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut builder = std::fs::DirBuilder::new();
-                builder.recursive(true);
-                set_private_mode(&mut builder);
-                builder
-                    .create(&dir)
+                private_file::create_dir(&dir)
                     .map_err(|e| io_error("creating the files directory", &dir, e))?;
             }
             Err(e) => return Err(io_error("inspecting the files directory", &dir, e)),
@@ -145,11 +190,13 @@ impl SecretFiles {
             dir,
             owned_dir: None,
             written: Vec::new(),
+            #[cfg(target_os = "linux")]
+            memory: None,
             keep: false,
         })
     }
 
-    /// The directory.
+    /// The directory (`/proc/self/fd` for memory files).
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -159,7 +206,8 @@ impl SecretFiles {
         &self.written
     }
 
-    /// Writes `value` to `<dir>/<key>` (0600, exclusive, atomic) and returns the path.
+    /// Writes `value` to `<dir>/<key>` (0600, exclusive, atomic), or to a sealed memory file,
+    /// and returns the path.
     pub fn write(&mut self, key: &str, value: &SecretValue) -> Result<PathBuf, Error> {
         if !is_safe_file_name(key) {
             return Err(Error::new(
@@ -169,17 +217,24 @@ impl SecretFiles {
             .with_variable(key)
             .with_fix("rename the secret or set `file: false`"));
         }
+        #[cfg(target_os = "linux")]
+        if let Some(memory) = &mut self.memory {
+            let file = memory::MemoryFile::create(key, value.expose().as_bytes()).map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidConfig,
+                    format!("creating a memory file: {e}"),
+                )
+                .with_variable(key)
+                .with_fix("use the directory backing for file variables")
+            })?;
+            let path = file.path();
+            memory.push(file);
+            self.written.push(path.clone());
+            return Ok(path);
+        }
         let target = self.dir.join(key);
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".ci-secrets-")
-            .permissions(private_file_permissions())
-            .tempfile_in(&self.dir)
-            .map_err(|e| io_error("creating a file", &self.dir, e).with_variable(key))?;
-        tmp.write_all(value.expose().as_bytes())
-            .and_then(|()| tmp.as_file().sync_all())
-            .map_err(|e| io_error("writing", &target, e).with_variable(key))?;
-        tmp.persist_noclobber(&target).map_err(|e| {
-            let err = if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+        private_file::write(&target, value.expose().as_bytes(), Existing::Refuse).map_err(|e| {
+            let err = if e.kind() == std::io::ErrorKind::AlreadyExists {
                 Error::new(
                     ErrorKind::InvalidConfig,
                     format!(
@@ -189,7 +244,7 @@ impl SecretFiles {
                 )
                 .with_fix("use a fresh --files-dir, or remove the file")
             } else {
-                io_error("placing", &target, e.error)
+                io_error("writing", &target, e)
             };
             err.with_variable(key)
         })?;
@@ -197,11 +252,16 @@ impl SecretFiles {
         Ok(target)
     }
 
-    /// Keeps the files and the directory; returns the directory.
+    /// Keeps the files and the directory; returns the directory. Memory files stay open until
+    /// the process exits.
     pub fn keep(mut self) -> PathBuf {
         self.keep = true;
         if let Some(dir) = self.owned_dir.take() {
             let _ = dir.keep();
+        }
+        #[cfg(target_os = "linux")]
+        if let Some(memory) = self.memory.take() {
+            std::mem::forget(memory);
         }
         self.dir.clone()
     }
@@ -212,6 +272,12 @@ impl SecretFiles {
     }
 
     fn remove_all(&mut self) {
+        #[cfg(target_os = "linux")]
+        if let Some(memory) = &mut self.memory {
+            memory.clear();
+            self.written.clear();
+            return;
+        }
         for file in self.written.drain(..) {
             if let Err(e) = std::fs::remove_file(&file)
                 && e.kind() != std::io::ErrorKind::NotFound
@@ -235,45 +301,55 @@ impl Drop for SecretFiles {
     }
 }
 
+/// Where [`SecretFiles::create`] makes its directory: `$XDG_RUNTIME_DIR` (a per-user tmpfs,
+/// emptied at logout) when it is set to a private directory of this user, else the system
+/// temporary directory (`$TMPDIR`).
+pub fn default_parent() -> PathBuf {
+    if let Some(dir) = crate::Environment::capture()
+        .non_empty("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        && dir.is_absolute()
+        && is_private_dir_of_ours(&dir)
+    {
+        return dir;
+    }
+    std::env::temp_dir()
+}
+
+/// The start-up sweep: removes this tool's stale directories ([`sweep_stale`]) from every
+/// place [`SecretFiles::create`] may use. Returns those removed.
+pub fn sweep_default_parents() -> Vec<PathBuf> {
+    #[cfg(target_os = "linux")]
+    {
+        let mut parents = vec![default_parent(), std::env::temp_dir()];
+        parents.dedup();
+        parents.iter().flat_map(|p| sweep_stale(p)).collect()
+    }
+    #[cfg(not(target_os = "linux"))]
+    Vec::new()
+}
+
+#[cfg(unix)]
+fn is_private_dir_of_ours(dir: &Path) -> bool {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    std::fs::symlink_metadata(dir).is_ok_and(|m| {
+        m.is_dir()
+            && m.uid() == nix::unistd::geteuid().as_raw()
+            && m.permissions().mode() & 0o077 == 0
+    })
+}
+
+#[cfg(not(unix))]
+fn is_private_dir_of_ours(_: &Path) -> bool {
+    false
+}
+
 fn io_error(action: &str, path: &Path, e: std::io::Error) -> Error {
     Error::new(
         ErrorKind::InvalidConfig,
         format!("{action} {}: {e}", path.display()),
     )
 }
-
-#[cfg(unix)]
-fn private_dir_permissions() -> std::fs::Permissions {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::Permissions::from_mode(0o700)
-}
-
-#[cfg(unix)]
-fn private_file_permissions() -> std::fs::Permissions {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::Permissions::from_mode(0o600)
-}
-
-#[cfg(not(unix))]
-fn private_dir_permissions() -> std::fs::Permissions {
-    std::fs::metadata(std::env::temp_dir())
-        .map(|m| m.permissions())
-        .unwrap_or_else(|_| unreachable!("the temporary directory exists"))
-}
-
-#[cfg(not(unix))]
-fn private_file_permissions() -> std::fs::Permissions {
-    private_dir_permissions()
-}
-
-#[cfg(unix)]
-fn set_private_mode(builder: &mut std::fs::DirBuilder) {
-    use std::os::unix::fs::DirBuilderExt;
-    builder.mode(0o700);
-}
-
-#[cfg(not(unix))]
-fn set_private_mode(_: &mut std::fs::DirBuilder) {}
 
 #[cfg(unix)]
 fn check_private(dir: &Path, meta: &std::fs::Metadata) -> Result<(), Error> {
@@ -324,6 +400,39 @@ mod tests {
         );
         drop(files);
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn created_directories_are_marked_as_ours() {
+        let parent = tempfile::tempdir().unwrap();
+        let files = SecretFiles::create_in(parent.path()).unwrap();
+        let name = files
+            .dir()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let pid = std::process::id();
+        #[cfg(target_os = "linux")]
+        assert!(name.starts_with(&format!("ci-secrets-p{pid}s")), "{name}");
+        assert!(sweep_default_parents().iter().all(|p| p != files.dir()));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn memory_files_leave_nothing_on_disk() {
+        let mut files = SecretFiles::in_memory().unwrap();
+        let path = files
+            .write("CERT", &SecretValue::new("canary-mem"))
+            .unwrap();
+        assert!(path.starts_with("/proc/self/fd/"), "{}", path.display());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "canary-mem");
+        assert!(files.write("../x", &SecretValue::new("v")).is_err());
+        drop(files);
+        assert!(
+            std::fs::read_to_string(&path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+                || std::fs::read_to_string(&path).is_ok_and(|t| t != "canary-mem")
+        );
     }
 
     #[test]

@@ -438,17 +438,9 @@ fn shuffle(items: &mut [usize]) {
 
 /// Writes `text` to `path`, mode 0600 (payloads hold the test ID tokens).
 pub fn write_private(path: &Path, text: &str) -> Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let _ = std::fs::remove_file(path);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(text.as_bytes())?;
-    Ok(())
+    use secrets_core::private_file::{Existing, write};
+    write(path, text.as_bytes(), Existing::Replace)
+        .with_context(|| format!("cannot create {}", path.display()))
 }
 
 #[cfg(test)]
