@@ -8,10 +8,12 @@
 //! - [`value`]: [`SecretValue`], a resolved value that never prints itself.
 //! - [`materialise`]: resolved secrets as job variables and as private files.
 //! - [`masking`]: whether GitLab could mask a value.
+//! - [`masker`]: masking secret values in a job's output, streaming, as the runner masks its log.
 
 pub mod error;
 pub mod expand;
 pub mod gitlab_ci;
+pub mod masker;
 pub mod masking;
 pub mod materialise;
 pub mod payload;
