@@ -11,6 +11,7 @@ mod commands;
 mod env;
 mod exit;
 mod input;
+mod mask_pump;
 mod output;
 
 use clap::Parser;

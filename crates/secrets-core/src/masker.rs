@@ -21,7 +21,7 @@
 
 use crate::materialise::SecretVariable;
 use crate::value::SecretValue;
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, Input, MatchKind};
 use std::fmt;
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -29,6 +29,11 @@ use zeroize::Zeroizing;
 
 /// What every masked occurrence becomes, as in GitLab Runner.
 pub const MASK: &[u8] = b"[MASKED]";
+
+/// The most a stream holds back for a region of overlapping occurrences still growing
+/// (only a value repeated over itself, `aaaa...`, makes one); beyond it the region is
+/// masked in several pieces.
+const HOLD_CAP: usize = 16 * 1024;
 
 /// The shortest line of a multi-line value that is masked on its own. Shorter lines (`}`,
 /// `---`, an empty line) would mask ordinary output everywhere; they are still masked as part
@@ -113,6 +118,7 @@ impl Masker {
         MaskStream {
             masker: self.clone(),
             pending: Zeroizing::new(Vec::new()),
+            written: 0,
             work: Zeroizing::new(Vec::new()),
         }
     }
@@ -163,32 +169,80 @@ impl Inner {
             .unwrap_or(buf.len())
     }
 
+    /// The leftmost(-longest) match starting at or after `from`.
+    fn find(matcher: &AhoCorasick, buf: &[u8], from: usize) -> Option<(usize, usize)> {
+        matcher
+            .find(Input::new(buf).span(from..buf.len()))
+            .map(|m| (m.start(), m.end()))
+    }
+
     /// Masks `buf` into `out` as far as it is decided; returns where the undecided rest
-    /// starts (`buf.len()` at the end of the stream).
-    fn process(&self, buf: &[u8], at_end: bool, out: &mut Vec<u8>) -> usize {
+    /// starts (`buf.len()` at the end of the stream) and how much of that rest was already
+    /// written as part of a mask. The first `written` bytes of `buf` were written (masked)
+    /// before: they are scanned again as context, never written again.
+    ///
+    /// Overlapping occurrences form one region, masked as one `[MASKED]`, so no byte of any
+    /// occurrence is shown; occurrences that only touch are masked one by one.
+    fn process(
+        &self,
+        buf: &[u8],
+        written: usize,
+        at_end: bool,
+        out: &mut Vec<u8>,
+    ) -> (usize, usize) {
         let Some(matcher) = &self.matcher else {
-            out.extend_from_slice(buf);
-            return buf.len();
+            out.extend_from_slice(&buf[written.min(buf.len())..]);
+            return (buf.len(), 0);
         };
-        // A match starting before `window` has every pattern fully inside `buf`, and no
-        // longer or earlier match can still appear: it is decided.
+        let emit = |out: &mut Vec<u8>, from: usize, to: usize| {
+            let from = from.max(written);
+            if from < to {
+                out.extend_from_slice(&buf[from..to]);
+            }
+        };
+        // Before `window` every pattern fits inside `buf`: no match can start there later.
         let window = buf.len().saturating_sub(self.max_len.saturating_sub(1));
         let mut cursor = 0;
-        for found in matcher.find_iter(buf) {
-            if !at_end && found.start() >= window && self.hold_from(buf, cursor) <= found.start() {
+        let mut undecided = buf.len();
+        while let Some((start, mut end)) = Self::find(matcher, buf, cursor) {
+            // Grow the region over every occurrence that starts inside it.
+            let mut probe = start + 1;
+            while probe < end {
+                match Self::find(matcher, buf, probe) {
+                    Some((s, e)) if s < end => {
+                        end = end.max(e);
+                        probe = s + 1;
+                    }
+                    _ => break,
+                }
+            }
+            // Undecided while more input could start a match before its end (one that would
+            // come first, be longer, or grow the region).
+            if !at_end && end > window && self.hold_from(buf, cursor) < end {
+                undecided = start;
                 break;
             }
-            out.extend_from_slice(&buf[cursor..found.start()]);
-            out.extend_from_slice(MASK);
-            cursor = found.end();
+            emit(out, cursor, start);
+            if end > written {
+                out.extend_from_slice(MASK);
+            }
+            cursor = end;
         }
-        let limit = if at_end {
-            buf.len()
-        } else {
-            self.hold_from(buf, cursor)
-        };
-        out.extend_from_slice(&buf[cursor..limit]);
-        limit
+        if at_end {
+            emit(out, cursor, buf.len());
+            return (buf.len(), 0);
+        }
+        if buf.len() - undecided > HOLD_CAP {
+            // A region of overlapping occurrences this long only comes from a value repeated
+            // over itself (`aaaa...`): mask all of it now and keep its end as context, so
+            // that what follows is still masked and memory stays bounded.
+            emit(out, cursor, undecided);
+            out.extend_from_slice(MASK);
+            return (window, buf.len() - window);
+        }
+        let limit = self.hold_from(buf, cursor).min(undecided);
+        emit(out, cursor, limit);
+        (limit, written.saturating_sub(limit))
     }
 }
 
@@ -198,6 +252,8 @@ impl Inner {
 pub struct MaskStream {
     masker: Masker,
     pending: Zeroizing<Vec<u8>>,
+    /// How many bytes at the start of `pending` were already written inside a mask.
+    written: usize,
     work: Zeroizing<Vec<u8>>,
 }
 
@@ -206,29 +262,31 @@ impl MaskStream {
     pub fn write(&mut self, input: &[u8], out: &mut Vec<u8>) {
         let inner = &self.masker.inner;
         if self.pending.is_empty() {
-            let used = inner.process(input, false, out);
+            let (used, written) = inner.process(input, 0, false, out);
             self.pending.extend_from_slice(&input[used..]);
+            self.written = written;
             return;
         }
         self.work.clear();
         self.work.extend_from_slice(&self.pending);
         self.work.extend_from_slice(input);
-        let used = inner.process(&self.work, false, out);
+        let (used, written) = inner.process(&self.work, self.written, false, out);
         self.pending.clear();
         self.pending.extend_from_slice(&self.work[used..]);
+        self.written = written;
         self.work.clear();
     }
 
     /// Ends the stream: appends the bytes still held back, masked as the end requires.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
-        let pending = std::mem::take(&mut *self.pending);
-        let pending = Zeroizing::new(pending);
-        self.masker.inner.process(&pending, true, out);
+        let pending = Zeroizing::new(std::mem::take(&mut *self.pending));
+        self.masker.inner.process(&pending, self.written, true, out);
+        self.written = 0;
     }
 
     /// How many bytes are held back, waiting to see whether they begin a value.
     pub fn pending_len(&self) -> usize {
-        self.pending.len()
+        self.pending.len() - self.written
     }
 }
 
@@ -457,7 +515,7 @@ mod tests {
     }
 
     #[test]
-    fn the_longest_of_values_starting_together_wins() {
+    fn overlapping_values_are_masked_as_one_region() {
         assert_eq!(
             mask(&["abc", "abcdef"], "xabcdefx abcx"),
             "x[MASKED]x [MASKED]x"
@@ -466,7 +524,23 @@ mod tests {
             mask_split(&["abc", "abcdef"], "xabc|def|x ab|c"),
             "x[MASKED]x [MASKED]"
         );
-        assert_eq!(mask(&["bcd", "abc"], "abcd"), "[MASKED]d");
+        assert_eq!(
+            mask(&["bcd", "abc"], "abcd"),
+            "[MASKED]",
+            "overlapping: one region"
+        );
+        assert_eq!(
+            mask_split(
+                &["canary-AAAA", "AAAA-tail-BBBB"],
+                "x canary-AA|AA-tail-BB|BB y"
+            ),
+            "x [MASKED] y",
+            "no byte of either value is shown"
+        );
+        assert_eq!(
+            mask(&["abc", "cde"], "abcde abccde"),
+            "[MASKED] [MASKED][MASKED]"
+        );
     }
 
     #[test]
@@ -538,6 +612,31 @@ mod tests {
     }
 
     #[test]
+    fn a_value_repeated_over_itself_is_held_back_boundedly() {
+        let masker = Masker::new(["aaaaaaaa"]);
+        let mut stream = masker.stream();
+        let mut out = Vec::new();
+        for _ in 0..40 {
+            stream.write(&[b'a'; 1000], &mut out);
+            assert!(
+                stream.pending_len() <= HOLD_CAP + 8,
+                "{}",
+                stream.pending_len()
+            );
+        }
+        stream.write(b"aaa b aaaaaaa", &mut out);
+        stream.finish(&mut out);
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.starts_with("[MASKED][MASKED]"), "{out}");
+        assert!(out.ends_with("[MASKED] b aaaaaaa"), "{out}");
+        assert!(
+            !out.contains("a["),
+            "no byte of the run outside a mask: {out}"
+        );
+        assert_eq!(masker.mask_all(&[b'a'; 1000]), MASK, "whole: one region");
+    }
+
+    #[test]
     fn an_empty_masker_passes_everything() {
         let masker = Masker::new(["", "  \n"]);
         assert!(masker.is_empty());
@@ -598,39 +697,44 @@ mod tests {
             let mut last = 0;
             for point in points {
                 stream.write(&stream_bytes[last..point], &mut out);
-                prop_assert!(stream.pending_len() < masker.inner.max_len.max(1));
+                prop_assert!(stream.pending_len() <= HOLD_CAP + masker.inner.max_len);
                 last = point;
             }
             stream.write(&stream_bytes[last..], &mut out);
             stream.finish(&mut out);
             prop_assert_eq!(&out, &whole);
-            // And the whole-stream result is the reference: leftmost-longest replacement.
+            // And the whole-stream result is the reference: overlapping occurrences merged.
             prop_assert_eq!(whole, reference(&masker, &stream_bytes));
         }
     }
 
-    /// A naive leftmost-longest replacement over the whole input.
+    /// A naive reference: every occurrence of every pattern, overlapping ones merged, each
+    /// merged region replaced by one mask.
     fn reference(masker: &Masker, input: &[u8]) -> Vec<u8> {
-        let patterns = &masker.inner.patterns;
-        let mut out = Vec::new();
-        let mut at = 0;
-        while at < input.len() {
-            let longest = patterns
-                .iter()
-                .filter(|p| input[at..].starts_with(p))
-                .map(|p| p.len())
-                .max();
-            match longest {
-                Some(len) => {
-                    out.extend_from_slice(MASK);
-                    at += len;
-                }
-                None => {
-                    out.push(input[at]);
-                    at += 1;
+        let mut spans: Vec<(usize, usize)> = Vec::new();
+        for at in 0..input.len() {
+            for p in &masker.inner.patterns {
+                if input[at..].starts_with(p) {
+                    spans.push((at, at + p.len()));
                 }
             }
         }
+        spans.sort_unstable();
+        let mut merged: Vec<(usize, usize)> = Vec::new();
+        for (s, e) in spans {
+            match merged.last_mut() {
+                Some(last) if s < last.1 => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        let mut out = Vec::new();
+        let mut at = 0;
+        for (s, e) in merged {
+            out.extend_from_slice(&input[at..s]);
+            out.extend_from_slice(MASK);
+            at = e;
+        }
+        out.extend_from_slice(&input[at..]);
         out
     }
 }

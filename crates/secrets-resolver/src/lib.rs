@@ -19,6 +19,7 @@
 //! registered explicitly by [`ResolverBuilder::with_default_providers`] or
 //! [`ResolverBuilder::with_provider`].
 
+mod mask;
 mod options;
 mod plan;
 mod registry;
@@ -31,3 +32,4 @@ pub use registry::{compiled_providers, feature_for};
 pub use report::{Outcome, Report, ResolveFailure, SecretReport};
 pub use resolver::{Resolution, Resolver, ResolverBuilder};
 pub use secrets_core;
+pub use secrets_core::masker::{MaskStream, MaskWriter, Masker};
