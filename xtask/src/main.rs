@@ -66,6 +66,10 @@ enum Command {
         /// only; writes no report.
         #[arg(long)]
         quick: bool,
+        /// Only the `exec` output masking measurement; writes its section of
+        /// docs/benchmarks.md.
+        #[arg(long)]
+        masking: bool,
     },
     /// Serve the local OIDC issuer in the foreground (started by `services up`).
     #[command(hide = true)]
@@ -111,7 +115,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::E2e => ci::e2e(&paths),
         Command::Test => ci::test(&paths),
         Command::Demo => demo::run(&paths),
-        Command::Bench { quick } => bench::run(&paths, quick),
+        Command::Bench { quick, masking } => bench::run(&paths, quick, masking),
         Command::IssuerServe { port, key } => issuer::serve(port, &key),
     }
 }
