@@ -92,6 +92,10 @@ enum Command {
         /// only; writes no report.
         #[arg(long)]
         quick: bool,
+        /// Only the `exec` output masking measurement; writes its section of
+        /// docs/benchmarks.md.
+        #[arg(long)]
+        masking: bool,
     },
     /// Serve the local OIDC issuer in the foreground (started by `services up`).
     /// Many resolutions with random faults and kills; then checks nothing was left behind.
@@ -157,7 +161,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Demo => demo::run(&paths),
         Command::Dist { dev, check } => dist::run(&paths, dev, check),
         Command::PackageCheck => dist::check_packages(&paths),
-        Command::Bench { quick } => bench::run(&paths, quick),
+        Command::Bench { quick, masking } => bench::run(&paths, quick, masking),
         Command::Soak {
             runs,
             seconds,

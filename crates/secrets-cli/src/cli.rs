@@ -11,7 +11,8 @@ Examples:
   # Resolve exactly what GitLab sends a runner
   ci-secrets resolve --job-payload job.json --format json
 
-  # Run a command with the secrets in its environment; files are removed when it exits
+  # Run a command with the secrets in its environment and [MASKED] in its output;
+  # files are removed when it exits
   ci-secrets exec --ci-config .gitlab-ci.yml --job deploy -- ./deploy.sh
 
   # Validate and show the plan, offline
@@ -49,9 +50,11 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Resolve the secrets and print them as variables.
+    /// Resolve the secrets and print them as variables (to run a command with them, use
+    /// `exec`, which also masks them in its output).
     Resolve(ResolveArgs),
-    /// Resolve the secrets and run a command with them in its environment.
+    /// Resolve the secrets and run a command with them in its environment, masking their
+    /// values in its stdout and stderr as GitLab Runner masks the job log.
     Exec(ExecArgs),
     /// Validate the secrets and print the plan, offline: no request, no value.
     Check(CheckArgs),
@@ -147,6 +150,10 @@ pub struct ExecArgs {
         default_value = "dir"
     )]
     pub file_backing: crate::files::FileBacking,
+    /// Do not mask secret values in the command's output: its stdout and stderr are this
+    /// process's own (a terminal stays a terminal), and a secret it prints is shown in clear.
+    #[arg(long)]
+    pub no_mask: bool,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,

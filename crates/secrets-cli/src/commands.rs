@@ -189,6 +189,7 @@ async fn exec(args: ExecArgs, env: &ProcessEnv) -> Result<u8, CliError> {
     let resolution = resolve_or_report(&payload, &args.tuning, env).await?;
     let mut files = args.file_backing.sink()?;
     let delivered = deliver(&resolution, &mut files, None)?;
+    let masker = (!args.no_mask).then(|| resolution.masker());
     drop(resolution);
     let (program, rest) = args
         .command
@@ -199,7 +200,7 @@ async fn exec(args: ExecArgs, env: &ProcessEnv) -> Result<u8, CliError> {
     for var in &delivered {
         command.env(&var.key, &var.value);
     }
-    let code = supervise(command, program, signals).await;
+    let code = supervise(command, program, signals, masker).await;
     if let Some(files) = files {
         files.cleanup();
     }
@@ -227,19 +228,22 @@ impl Signals {
     }
 }
 
-/// Runs the child, forwarding SIGINT, SIGTERM and SIGHUP to it, and returns its exit code
-/// (128 + signal when it was killed).
+/// Runs the child, forwarding SIGINT, SIGTERM and SIGHUP to it, with its output masked by
+/// `masker` (`crate::mask_pump`), and returns its exit code (128 + signal when it was killed).
 async fn supervise(
     mut command: tokio::process::Command,
     program: &str,
     mut signals: Signals,
+    masker: Option<secrets_core::masker::Masker>,
 ) -> Result<u8, CliError> {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
 
+    crate::mask_pump::pipe_output(&mut command, masker.as_ref());
     let mut child = command
         .spawn()
         .map_err(|e| CliError::config(format!("starting {program}: {e}")))?;
+    let pumps = crate::mask_pump::start(&mut child, masker)?;
     let pid = child.id().map(|id| Pid::from_raw(id as i32));
     let status = loop {
         let forward = tokio::select! {
@@ -252,6 +256,7 @@ async fn supervise(
             let _ = kill(pid, forward);
         }
     };
+    pumps.finish().await;
     let status = status.map_err(|e| CliError::internal(format!("waiting for {program}: {e}")))?;
     use std::os::unix::process::ExitStatusExt;
     Ok(match (status.code(), status.signal()) {

@@ -16,6 +16,7 @@ mod generate;
 mod hardening;
 mod id_token_sources;
 mod input;
+mod mask_pump;
 mod output;
 
 use clap::Parser;

@@ -12,6 +12,7 @@
 //! - [`private_file`]: the one writer of 0600 files and 0700 directories.
 //! - [`hardening`]: no core dump of a process that holds values.
 //! - [`masking`]: whether GitLab could mask a value.
+//! - [`masker`]: masking secret values in a job's output, streaming, as the runner masks its log.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -22,6 +23,7 @@ pub mod error;
 pub mod expand;
 pub mod gitlab_ci;
 pub mod hardening;
+pub mod masker;
 pub mod masking;
 pub mod materialise;
 pub mod payload;

@@ -4,9 +4,11 @@
 //! cargo run -p secrets-resolver --example runner_embedding -- examples/payloads/vault-and-aws.json
 //! ```
 //!
-//! The "executor" here is a stand-in: a shell that lists what it received (names and flags,
-//! never values). File-type secrets are written 0600 into a private directory for the job and
-//! removed when it ends, as the runner's build directory would be.
+//! The "executor" here is a stand-in: a shell that lists what it received (names and flags),
+//! then carelessly echoes the first secret. Its output goes through the resolution's masker,
+//! as a runner's job trace would, so the log shows `[MASKED]`. File-type secrets are written
+//! 0600 into a private directory for the job and removed when it ends, as the runner's build
+//! directory would be.
 
 #![allow(
     clippy::print_stdout,
@@ -74,7 +76,7 @@ async fn main() -> ExitCode {
     };
     let mut job = std::process::Command::new("sh");
     job.arg("-c").arg(
-        r#"for v in $SECRET_NAMES; do eval "val=\$$v"; if [ -f "$val" ]; then echo "$v: file ($(wc -c < "$val") bytes)"; else echo "$v: variable (${#val} characters)"; fi; done"#,
+        r#"for v in $SECRET_NAMES; do eval "val=\$$v"; if [ -f "$val" ]; then echo "$v: file ($(wc -c < "$val") bytes)"; cat "$val"; echo; else echo "$v: variable (${#val} characters): $val"; fi; done"#,
     );
     job.env_clear();
     let mut names = Vec::new();
@@ -99,9 +101,21 @@ async fn main() -> ExitCode {
         }
     }
     job.env("SECRET_NAMES", names.join(" "));
-    let status = job.status();
 
-    // 4. Clean up: the files go with the job.
+    // 4. The job log: every value of the resolution masked, as the runner masks its trace.
+    // (A runner filters each of the job's streams through its own `masker.stream()`.)
+    let masker = resolution.masker();
+    job.stdout(std::process::Stdio::piped());
+    let status = job.spawn().and_then(|mut child| {
+        if let Some(mut out) = child.stdout.take() {
+            let mut trace = masker.writer(std::io::stdout());
+            std::io::copy(&mut out, &mut trace)?;
+            trace.finish()?;
+        }
+        child.wait()
+    });
+
+    // 5. Clean up: the files go with the job.
     files.cleanup();
     match status {
         Ok(status) if status.success() => ExitCode::SUCCESS,

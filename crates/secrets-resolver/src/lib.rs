@@ -23,6 +23,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod mask;
 mod options;
 mod plan;
 mod registry;
@@ -45,3 +46,4 @@ pub use report::{Outcome, Report, ResolveFailure, SecretReport};
 pub use resolver::{Resolution, Resolver, ResolverBuilder};
 pub use secrets_core;
 pub use secrets_core::PlannedIdentity;
+pub use secrets_core::masker::{MaskStream, MaskWriter, Masker};

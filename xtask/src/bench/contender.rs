@@ -218,7 +218,7 @@ impl Ctx {
     }
 
     /// A clean environment for a child: the AWS endpoint at the proxy, no profile, no keys.
-    fn tool_env(&self, command: &mut Command) {
+    pub(super) fn tool_env(&self, command: &mut Command) {
         for var in [
             "AWS_PROFILE",
             "AWS_ACCESS_KEY_ID",

@@ -9,6 +9,7 @@
 //! release build, so the library contender is measured optimised.
 
 mod contender;
+mod masking;
 mod report;
 mod workload;
 
@@ -69,17 +70,19 @@ pub struct Results {
     pub notes: Vec<String>,
     /// Each workload's one-line description.
     pub descriptions: BTreeMap<String, String>,
+    /// `exec` output masking (`masking.rs`).
+    pub masking: Option<masking::MaskingResults>,
 }
 
-/// `cargo xtask bench [--quick]`.
-pub fn run(paths: &Paths, quick: bool) -> Result<()> {
+/// `cargo xtask bench [--quick] [--masking]`.
+pub fn run(paths: &Paths, quick: bool, masking_only: bool) -> Result<()> {
     if !quick && cfg!(debug_assertions) && std::env::var_os(IN_RELEASE_VAR).is_none() {
-        return rerun_in_release(paths);
+        return rerun_in_release(paths, masking_only);
     }
     let started = Instant::now();
     println!("==> cargo xtask services up");
     let outcome = services::up(paths)?;
-    let result = measure(paths, quick, started);
+    let result = measure(paths, quick, masking_only, started);
     if outcome == UpOutcome::Started {
         println!("\n==> cargo xtask services down (bench started them)");
         services::down(paths)?;
@@ -89,7 +92,7 @@ pub fn run(paths: &Paths, quick: bool) -> Result<()> {
 
 /// Builds `ci-secrets` and this tool in release mode (one cargo invocation, so features are
 /// unified once) and runs the bench from there.
-fn rerun_in_release(paths: &Paths) -> Result<()> {
+fn rerun_in_release(paths: &Paths, masking_only: bool) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     println!("==> cargo build --release -p ci-secrets -p xtask (the measured binaries)");
     let status = Command::new(&cargo)
@@ -103,6 +106,7 @@ fn rerun_in_release(paths: &Paths) -> Result<()> {
     let exe = paths.target.join("release/xtask");
     let status = Command::new(&exe)
         .arg("bench")
+        .args(masking_only.then_some("--masking"))
         .env(IN_RELEASE_VAR, "1")
         .status()
         .with_context(|| format!("cannot run {}", exe.display()))?;
@@ -119,7 +123,7 @@ fn socket_addr(url: &str) -> Result<SocketAddr> {
         .with_context(|| format!("{url} is not http://<ip>:<port>"))
 }
 
-fn measure(paths: &Paths, quick: bool, started: Instant) -> Result<()> {
+fn measure(paths: &Paths, quick: bool, masking_only: bool, started: Instant) -> Result<()> {
     let env = E2eEnv::from_file(&paths.env_file()).context("loading the services' env file")?;
     let work = paths.xtask.join("bench");
     fs::create_dir_all(work.join("home"))?;
@@ -130,7 +134,11 @@ fn measure(paths: &Paths, quick: bool, started: Instant) -> Result<()> {
         .no_proxy()
         .build()?;
     let t = Instant::now();
-    let (vault_paths, aws_secrets) = if quick { (10, 20) } else { (250, 500) };
+    let (vault_paths, aws_secrets) = match (quick, masking_only) {
+        (true, _) => (10, 20),
+        (false, true) => (25, 50),
+        (false, false) => (250, 500),
+    };
     let v = workload::seed_vault(
         &http,
         env.vault_addr(),
@@ -164,7 +172,7 @@ fn measure(paths: &Paths, quick: bool, started: Instant) -> Result<()> {
         aws_proxy: Proxy::start(socket_addr(env.aws_endpoint())?, ProxyConfig::default())?,
         cli: (!quick).then(|| paths.target.join("release/ci-secrets")),
         bao: (!quick).then(|| paths.venv_bao().join("bin/bao")),
-        aws_cli: if quick {
+        aws_cli: if quick || masking_only {
             None
         } else {
             Some(ensure_awscli(paths)?)
@@ -195,6 +203,35 @@ fn measure(paths: &Paths, quick: bool, started: Instant) -> Result<()> {
             aws.expose_secret().to_owned(),
         ))
     };
+    // `exec` output masking: W5-100 (100 secrets) from the release build, or W4 and the
+    // debug build with `--quick`.
+    let run_masking = || -> Result<masking::MaskingResults> {
+        println!("\n==> exec output masking");
+        let all = Workload::all(quick);
+        let name = if quick { "W4" } else { "W5-100" };
+        let w = all
+            .iter()
+            .find(|w| w.name == name)
+            .context("no masking workload")?;
+        let cli = match &ctx.cli {
+            Some(cli) => cli.clone(),
+            None => debug_cli(paths)?,
+        };
+        let (vj, aj) = mint()?;
+        masking::run(
+            &ctx,
+            &cli,
+            w,
+            &w.payload(&ctx.vault_proxy.url(), &vj, &aj).to_string(),
+            quick,
+        )
+    };
+    if masking_only {
+        let m = run_masking()?;
+        masking::write_section(&paths.root, &m)?;
+        println!("\nwrote the masking section of docs/benchmarks.md");
+        return Ok(());
+    }
 
     if !quick {
         println!("\n==> warm-up (untimed): each contender once on W4 at d = 0");
@@ -292,6 +329,8 @@ fn measure(paths: &Paths, quick: bool, started: Instant) -> Result<()> {
         .collect();
 
     if quick {
+        run_masking()?;
+        println!("exec output masking: bytes and masks as expected");
         if !mismatches.is_empty() {
             bail!(
                 "request counts differ from the expected ones:\n  {}",
@@ -327,6 +366,8 @@ fn measure(paths: &Paths, quick: bool, started: Instant) -> Result<()> {
         sorted[sorted.len() / 2].as_secs_f64() * 1000.0,
         sorted.len()
     );
+
+    results.masking = Some(run_masking()?);
 
     results.notes = vec![
         format!(
@@ -524,6 +565,21 @@ fn ensure_awscli(paths: &Paths) -> Result<PathBuf> {
     }
     fs::write(&marker, want)?;
     Ok(aws)
+}
+
+/// The debug `ci-secrets` (built if missing), for `--quick`.
+fn debug_cli(paths: &Paths) -> Result<PathBuf> {
+    let cli = paths.target.join("debug/ci-secrets");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(&cargo)
+        .current_dir(&paths.root)
+        .args(["build", "--quiet", "-p", "secrets-cli"])
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() || !cli.is_file() {
+        bail!("building ci-secrets failed ({status})");
+    }
+    Ok(cli)
 }
 
 /// Median, min and max of the samples' wall times.

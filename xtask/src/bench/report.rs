@@ -259,6 +259,11 @@ fn markdown(r: &Results) -> String {
         );
     }
 
+    if let Some(m) = &r.masking {
+        s.push_str(&super::masking::markdown(m));
+        s.push('\n');
+    }
+
     let _ = writeln!(s, "## Micro-benchmarks\n");
     let _ = writeln!(
         s,
