@@ -131,6 +131,11 @@ impl AwsSecretsManagerBuilder {
     ///
     /// [`ErrorKind::InvalidConfig`] naming `app_name` when it is not a valid AWS app name.
     pub fn build(self) -> Result<AwsSecretsManagerProvider, Error> {
+        Ok(AwsSecretsManagerProvider::new(self.into_config()?))
+    }
+
+    /// The checked settings, for the provider and [`crate::AssumeRoleBuilder`].
+    pub(crate) fn into_config(self) -> Result<Config, Error> {
         let app_name = AppName::new(self.app_name.clone()).map_err(|_| {
             Error::new(
                 ErrorKind::InvalidConfig,
@@ -148,7 +153,7 @@ impl AwsSecretsManagerBuilder {
                 Env::from_slice(&pairs)
             }
         };
-        Ok(AwsSecretsManagerProvider::new(Config {
+        Ok(Config {
             env,
             env_names: match &self.env {
                 EnvSource::Process => None,
@@ -159,7 +164,7 @@ impl AwsSecretsManagerBuilder {
             number_format: self.number_format,
             batching: self.batching,
             app_name,
-        }))
+        })
     }
 }
 

@@ -20,10 +20,14 @@
 //! # }
 //! ```
 //!
-//! Modules: `config` (the builder), `provider` (the trait impl), `client` (SDK calls and
+//! [`AssumeRoleBuilder`] hands temporary credentials to a job (web identity or the default
+//! chain, then role chaining) with the same checks and classified errors.
+//!
+//! Modules: `assume_role` (temporary credentials for a job), `config` (the builder), `provider` (the trait impl), `client` (SDK calls and
 //! batching), `credentials` (identity selection), `value` (field extraction), `error`
 //! ([`classify`]).
 
+mod assume_role;
 mod client;
 mod config;
 mod credentials;
@@ -31,6 +35,10 @@ mod error;
 mod provider;
 mod value;
 
+pub use assume_role::{
+    AssumeRoleBuilder, MAX_CHAINED_DURATION_SECS, MAX_DURATION_SECS, MIN_DURATION_SECS,
+    TemporaryCredentials, default_session_name,
+};
 pub use config::{AwsSecretsManagerBuilder, DEFAULT_APP_NAME, NumberFormat};
 pub use error::classify;
 pub use provider::AwsSecretsManagerProvider;
