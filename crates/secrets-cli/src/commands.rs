@@ -1,15 +1,16 @@
 //! The subcommands.
 
 use crate::cli::{CheckArgs, CheckFormat, Command, DoctorArgs, ExecArgs, ResolveArgs, TuningArgs};
+use crate::emit;
 use crate::env::ProcessEnv;
 use crate::exit;
 use crate::input::{self, CliError};
 use crate::output::{self, Delivered};
+use crate::supervise::{Signals, supervise};
 use auth_oidc::{IdToken, SystemClock};
 use secrets_core::JobPayload;
 use secrets_core::materialise::SecretFiles;
 use secrets_resolver::{Plan, Report, Resolution, ResolveFailure, ResolveOptions, Resolver};
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 use tracing::{info, warn};
@@ -21,6 +22,8 @@ pub async fn run(command: Command, env: &ProcessEnv) -> u8 {
         Command::Exec(args) => exec(args, env).await,
         Command::Check(args) => check(args, env),
         Command::Doctor(args) => doctor(args, env),
+        Command::AwsCredentials(args) => crate::aws_credentials::run(args, env).await,
+        Command::Get(args) => crate::get::run(args, env).await,
     };
     match result {
         Ok(code) => code,
@@ -42,7 +45,7 @@ fn build_resolver(payload: &JobPayload, tuning: &TuningArgs) -> Result<Resolver,
     Ok(builder.with_options(options).build())
 }
 
-async fn resolve_or_report(
+pub(crate) async fn resolve_or_report(
     payload: &JobPayload,
     tuning: &TuningArgs,
 ) -> Result<Resolution, CliError> {
@@ -56,7 +59,7 @@ async fn resolve_or_report(
     }
 }
 
-fn failure_error(failure: &ResolveFailure) -> CliError {
+pub(crate) fn failure_error(failure: &ResolveFailure) -> CliError {
     for warning in &failure.report.warnings {
         warn!("{warning}");
     }
@@ -99,7 +102,7 @@ fn summarise(report: &Report) {
 }
 
 /// Writes file variables into `files` and returns every variable as delivered.
-fn deliver(
+pub(crate) fn deliver(
     resolution: &Resolution,
     files: &mut Option<SecretFiles>,
     files_dir: Option<&Path>,
@@ -138,56 +141,12 @@ async fn resolve(args: ResolveArgs, env: &ProcessEnv) -> Result<u8, CliError> {
     let mut files = None;
     let delivered = deliver(&resolution, &mut files, args.files_dir.as_deref())?;
     let rendered = output::render(args.format, &delivered, &resolution.report);
-    if let Some(env_part) = &rendered.github_env {
-        match (&args.output, env.get("GITHUB_ENV")) {
-            (None, Some(github_env)) => append_file(Path::new(github_env), env_part)?,
-            (Some(path), _) => write_private(path, &format!("{}{env_part}", rendered.main))?,
-            (None, None) => print!("{}{env_part}", rendered.main),
-        }
-        if args.output.is_none() && env.get("GITHUB_ENV").is_some() {
-            print!("{}", rendered.main);
-        }
-    } else {
-        match &args.output {
-            Some(path) => write_private(path, &rendered.main)?,
-            None => print!("{}", rendered.main),
-        }
-    }
+    emit::emit(&rendered, args.output.as_deref(), env)?;
     if let Some(files) = files {
         let dir = files.keep();
         info!("File variables are in {}", dir.display());
     }
     Ok(exit::OK)
-}
-
-fn write_private(path: &Path, text: &str) -> Result<(), CliError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-        return Err(CliError::config(format!(
-            "{} is a symlink; refusing to follow it",
-            path.display()
-        )));
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-        .open(path)
-        .map_err(|e| CliError::config(format!("writing {}: {e}", path.display())))?;
-    file.write_all(text.as_bytes())
-        .map_err(|e| CliError::internal(format!("writing {}: {e}", path.display())))
-}
-
-fn append_file(path: &Path, text: &str) -> Result<(), CliError> {
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .map_err(|e| CliError::config(format!("appending to {}: {e}", path.display())))?;
-    file.write_all(text.as_bytes())
-        .map_err(|e| CliError::internal(format!("appending to {}: {e}", path.display())))
 }
 
 async fn exec(args: ExecArgs, env: &ProcessEnv) -> Result<u8, CliError> {
@@ -213,61 +172,6 @@ async fn exec(args: ExecArgs, env: &ProcessEnv) -> Result<u8, CliError> {
         files.cleanup();
     }
     code
-}
-
-/// SIGINT, SIGTERM and SIGHUP, caught so they can be forwarded.
-struct Signals {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn listen() -> Result<Self, CliError> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let listen = |kind| {
-            signal(kind).map_err(|e| CliError::internal(format!("listening for signals: {e}")))
-        };
-        Ok(Self {
-            int: listen(SignalKind::interrupt())?,
-            term: listen(SignalKind::terminate())?,
-            hup: listen(SignalKind::hangup())?,
-        })
-    }
-}
-
-/// Runs the child, forwarding SIGINT, SIGTERM and SIGHUP to it, and returns its exit code
-/// (128 + signal when it was killed).
-async fn supervise(
-    mut command: tokio::process::Command,
-    program: &str,
-    mut signals: Signals,
-) -> Result<u8, CliError> {
-    use nix::sys::signal::{Signal, kill};
-    use nix::unistd::Pid;
-
-    let mut child = command
-        .spawn()
-        .map_err(|e| CliError::config(format!("starting {program}: {e}")))?;
-    let pid = child.id().map(|id| Pid::from_raw(id as i32));
-    let status = loop {
-        let forward = tokio::select! {
-            status = child.wait() => break status,
-            _ = signals.int.recv() => Signal::SIGINT,
-            _ = signals.term.recv() => Signal::SIGTERM,
-            _ = signals.hup.recv() => Signal::SIGHUP,
-        };
-        if let Some(pid) = pid {
-            let _ = kill(pid, forward);
-        }
-    };
-    let status = status.map_err(|e| CliError::internal(format!("waiting for {program}: {e}")))?;
-    use std::os::unix::process::ExitStatusExt;
-    Ok(match (status.code(), status.signal()) {
-        (Some(code), _) => code.clamp(0, 255) as u8,
-        (None, Some(signal)) => (128 + signal).clamp(0, 255) as u8,
-        (None, None) => exit::INTERNAL,
-    })
 }
 
 fn check(args: CheckArgs, env: &ProcessEnv) -> Result<u8, CliError> {

@@ -6,12 +6,16 @@
     reason = "a command-line tool prints its results"
 )]
 
+mod aws_credentials;
 mod cli;
 mod commands;
+mod emit;
 mod env;
 mod exit;
+mod get;
 mod input;
 mod output;
+mod supervise;
 
 use clap::Parser;
 use std::process::ExitCode;
