@@ -502,8 +502,11 @@ impl TemporaryCredentials {
 
     /// The expiry in RFC 3339 (`2026-12-01T11:05:11Z`), as `credential_process` expects.
     pub fn expiration_rfc3339(&self) -> Option<String> {
-        self.expiration
-            .and_then(|t| DateTime::from(t).fmt(Format::DateTime).ok())
+        self.expiration.and_then(|t| {
+            DateTime::from_secs(DateTime::from(t).secs())
+                .fmt(Format::DateTime)
+                .ok()
+        })
     }
 
     /// Seconds until expiry at `now` (negative once expired).
