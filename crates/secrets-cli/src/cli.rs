@@ -90,7 +90,7 @@ pub struct InputArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     /// `KEY=value` lines; values with spaces, quotes, `$`, `#` or newlines are double-quoted
-    /// with `\\`, `\"`, `\$` and `\n` escapes.
+    /// with `\\`, `\"`, `\$` and `` \` `` escapes (line breaks kept), as a shell reads them.
     Dotenv,
     /// `export KEY='value'` lines for `eval` or `source`.
     Shell,

@@ -87,7 +87,9 @@ pub fn render(format: Format, vars: &[Delivered], report: &Report) -> Rendered {
     }
 }
 
-/// A dotenv value: bare when it has no special characters, else double-quoted with escapes.
+/// A dotenv value: bare when it has no special characters, else double-quoted with `\\`,
+/// `\"`, `\$` and `` \` `` escaped and line breaks kept as they are, so a POSIX shell
+/// (`set -a; . ./file`), docker compose and python-dotenv all read the value back.
 pub fn dotenv_value(value: &str) -> String {
     let plain = !value.is_empty()
         && value
@@ -104,8 +106,6 @@ pub fn dotenv_value(value: &str) -> String {
             '"' => out.push_str("\\\""),
             '$' => out.push_str("\\$"),
             '`' => out.push_str("\\`"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
             c => out.push(c),
         }
     }
@@ -138,7 +138,7 @@ mod tests {
         assert_eq!(dotenv_value("abc-123_/x"), "abc-123_/x");
         assert_eq!(dotenv_value(""), "\"\"");
         assert_eq!(dotenv_value("a b"), "\"a b\"");
-        assert_eq!(dotenv_value("l1\nl2"), "\"l1\\nl2\"");
+        assert_eq!(dotenv_value("l1\nl2"), "\"l1\nl2\"");
         assert_eq!(dotenv_value(r#"q"$x\"#), r#""q\"\$x\\""#);
     }
 

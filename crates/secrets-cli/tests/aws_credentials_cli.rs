@@ -103,6 +103,17 @@ fn no_secrets(text: &str) {
     }
 }
 
+/// A token (if any), STS's answer (if asked), the exit code and texts stderr must hold.
+type Refusal<'a> = (
+    Option<&'a str>,
+    Option<ResponseTemplate>,
+    i32,
+    &'a [&'a str],
+);
+
+/// Arguments, environment overrides and the text stderr must hold.
+type BadSetting<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
 fn form_param(body: &[u8], name: &str) -> Option<String> {
     String::from_utf8_lossy(body)
         .split('&')
@@ -113,7 +124,7 @@ fn form_param(body: &[u8], name: &str) -> Option<String> {
 async fn refusals_exit_with_a_fix_and_write_nothing() {
     let expired = jwt("sts.amazonaws.com", 1_000);
     let wrong_aud = jwt("https://gitlab.example.com", 4_102_444_800);
-    let cases: [(Option<&str>, Option<ResponseTemplate>, i32, &[&str]); 5] = [
+    let cases: [Refusal<'_>; 5] = [
         (
             Some(&expired),
             None,
@@ -194,7 +205,7 @@ async fn refusals_exit_with_a_fix_and_write_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_missing_or_invalid_exit_2_before_any_request() {
     let server = sts(credentials()).await;
-    let cases: [(&[&str], &[(&str, &str)], &str); 4] = [
+    let cases: [BadSetting<'_>; 4] = [
         (
             &[],
             &[("AWS_ROLE_ARN", "")],
