@@ -110,6 +110,13 @@ fn demo(paths: &Paths) -> Result<()> {
         }
     }
     std::fs::remove_dir_all(&work).ok();
+    for w in crate::demo_workflows::run(paths, &binary, &env)? {
+        runs.push(JobRun {
+            file: w.file,
+            job: w.job,
+            ok: w.ok,
+        });
+    }
 
     println!("\nsummary:");
     for run in &runs {

@@ -19,6 +19,7 @@
 mod bench;
 mod ci;
 mod demo;
+mod demo_workflows;
 mod install;
 mod issuer;
 mod paths;

@@ -34,7 +34,10 @@ pub async fn run(command: Command, env: &ProcessEnv) -> u8 {
     }
 }
 
-fn build_resolver(payload: &JobPayload, tuning: &TuningArgs) -> Result<Resolver, CliError> {
+pub(crate) fn build_resolver(
+    payload: &JobPayload,
+    tuning: &TuningArgs,
+) -> Result<Resolver, CliError> {
     let mut options = ResolveOptions::from_job_variables(&payload.variables);
     options.request_timeout = Duration::from_secs(tuning.request_timeout.max(1));
     options.deadline = Duration::from_secs(tuning.deadline.max(1));
@@ -90,7 +93,7 @@ fn requests_line(report: &Report) -> String {
     )
 }
 
-fn summarise(report: &Report) {
+pub(crate) fn summarise(report: &Report) {
     for warning in &report.warnings {
         warn!("{warning}");
     }

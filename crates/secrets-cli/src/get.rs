@@ -10,7 +10,7 @@
 //! their JSON text, booleans as `true` / `false`.
 
 use crate::cli::GetArgs;
-use crate::commands::{deliver, resolve_or_report};
+use crate::commands::{build_resolver, deliver, failure_error, summarise};
 use crate::emit;
 use crate::env::ProcessEnv;
 use crate::input::{self, CliError};
@@ -61,7 +61,20 @@ pub async fn run(args: GetArgs, env: &ProcessEnv) -> Result<u8, CliError> {
         code: e.code,
         message: format!("{}: {}", args.reference, e.message),
     })?;
-    let resolution = resolve_or_report(&payload, &args.tuning).await?;
+    let resolver = build_resolver(&payload, &args.tuning)?;
+    let mut resolution = resolver
+        .resolve_payload(&payload)
+        .await
+        .map_err(|failure| failure_error(&failure))?;
+    if args.spread {
+        // Masking is about the variables the job gets: the spread ones, checked below.
+        let whole = format!("{variable}: GitLab could not mask");
+        resolution
+            .report
+            .warnings
+            .retain(|w| !w.starts_with(&whole));
+    }
+    summarise(&resolution.report);
     let mut files = None;
     let delivered = deliver(&resolution, &mut files, None)?;
     let Some(one) = delivered.into_iter().next() else {
@@ -78,6 +91,11 @@ pub async fn run(args: GetArgs, env: &ProcessEnv) -> Result<u8, CliError> {
             args.prefix.as_deref().unwrap_or_default(),
             &args.reference,
         )?;
+        for var in &vars {
+            for problem in secrets_core::masking::mask_problems(&var.secret) {
+                tracing::warn!("{}: GitLab could not mask this value ({problem})", var.key);
+            }
+        }
         output::render(
             args.format.unwrap_or(crate::cli::Format::Dotenv),
             &vars,
