@@ -235,15 +235,22 @@ async fn outputs_carry_the_credentials_and_the_runners_session_name() {
 
     let mut cmd = cli(&server, Some(&token));
     cmd.args([
+        "-vvv",
         "aws-credentials",
         "--format",
         "credential-process",
         "--duration",
         "1800",
-    ]);
+    ])
+    .env("CI_SECRETS_LOG", "trace");
     let output = run(cmd).await;
     assert!(output.status.success());
-    no_secrets(&String::from_utf8_lossy(&output.stderr));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("TRACE") || stderr.contains("DEBUG"),
+        "{stderr}"
+    );
+    no_secrets(&stderr);
     let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(doc["Version"], 1);
     assert_eq!(doc["AccessKeyId"], KEY);
