@@ -29,7 +29,7 @@ pub fn emit(rendered: &Rendered, output: Option<&Path>, env: &ProcessEnv) -> Res
 
 /// Writes `text` to `path` with mode 0600: a new file created exclusively beside it, written,
 /// then renamed over `path`, so a reader never sees a partial file and an existing file's
-/// wider mode is not kept. A symlink at `path` is refused.
+/// wider mode is not kept. A symlink at `path` is refused; a device or pipe is written as is.
 pub fn write_private(path: &Path, text: &str) -> Result<(), CliError> {
     use std::os::unix::fs::OpenOptionsExt;
     if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
@@ -37,6 +37,14 @@ pub fn write_private(path: &Path, text: &str) -> Result<(), CliError> {
             "{} is a symlink; refusing to follow it",
             path.display()
         )));
+    }
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        // A device or a pipe (`--output /dev/stdout`): written in place, nothing to rename.
+        return std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map_err(|e| CliError::config(format!("writing {}: {e}", path.display())));
     }
     let name = path
         .file_name()
@@ -92,5 +100,6 @@ mod tests {
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&path, &link).unwrap();
         assert!(write_private(&link, "x").is_err());
+        write_private(Path::new("/dev/null"), "x").unwrap();
     }
 }
