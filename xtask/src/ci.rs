@@ -152,6 +152,8 @@ pub fn test(paths: &Paths) -> Result<()> {
 
     e2e(paths)?;
 
+    crate::fakes::contract(paths)?;
+
     step("cargo xtask bench --quick");
     crate::bench::run(paths, true)?;
     println!(

@@ -28,10 +28,10 @@ const MARKER: &str = ".xtask-installed";
 
 /// A virtualenv with a pinned package set.
 #[derive(Debug)]
-struct Venv {
-    name: &'static str,
-    dir: PathBuf,
-    pins: &'static [&'static str],
+pub(crate) struct Venv {
+    pub(crate) name: &'static str,
+    pub(crate) dir: PathBuf,
+    pub(crate) pins: &'static [&'static str],
 }
 
 impl Venv {
@@ -65,6 +65,12 @@ pub fn ensure_tools(paths: &Paths) -> Result<()> {
             pins: LOCALSTACK_PINS,
         },
     ];
+    ensure_venvs(paths, &venvs)
+}
+
+/// Installs the venvs in `venvs` that are missing (in parallel); one whose marker lists the
+/// exact pins is kept.
+pub(crate) fn ensure_venvs(paths: &Paths, venvs: &[Venv]) -> Result<()> {
     let missing: Vec<&Venv> = venvs.iter().filter(|v| !v.is_installed()).collect();
     if missing.is_empty() {
         return Ok(());

@@ -5,6 +5,7 @@
 //! - `cargo xtask e2e`: services up, the `tests/e2e_*.rs` suites, services down.
 //! - `cargo xtask demo`: the seed documents' jobs resolved by `ci-secrets` against those services.
 //! - `cargo xtask test`: everything CI runs, in order, failing fast.
+//! - `cargo xtask contract`: the cloud fakes checked by Google's and Azure's own clients.
 //! - `cargo xtask bench [--quick]`: our resolver against GitLab Runner's algorithm and job
 //!   scripts, with injected latency; writes `docs/benchmarks.md`.
 //!
@@ -20,6 +21,7 @@ mod bench;
 mod ci;
 mod demo;
 mod demo_workflows;
+mod fakes;
 mod install;
 mod issuer;
 mod paths;
@@ -60,6 +62,9 @@ enum Command {
     Demo,
     /// Run everything CI runs, in order, stopping at the first failure.
     Test,
+    /// Prove the cloud fakes faithful: Google's and Azure's own Python clients (a cached,
+    /// pinned venv) against them.
+    Contract,
     /// Benchmark the resolver against GitLab Runner's algorithm and job scripts on loopback
     /// with injected latency; writes docs/benchmarks.md and docs/benchmarks/*.svg.
     Bench {
@@ -77,6 +82,12 @@ enum Command {
         /// The PKCS#8 PEM private key to publish and sign with.
         #[arg(long)]
         key: PathBuf,
+    },
+    /// Serve the GCP and Azure fakes in the foreground (started by `services up`).
+    #[command(hide = true)]
+    FakesServe {
+        #[command(flatten)]
+        args: cloud_fakes::ServeArgs,
     },
 }
 
@@ -114,5 +125,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Demo => demo::run(&paths),
         Command::Bench { quick } => bench::run(&paths, quick),
         Command::IssuerServe { port, key } => issuer::serve(port, &key),
+        Command::Contract => fakes::contract(&paths),
+        Command::FakesServe { args } => cloud_fakes::serve_blocking(args),
     }
 }

@@ -24,22 +24,30 @@ const WAIT_REPORT: Duration = Duration::from_secs(10);
 /// LocalStack's default account.
 const AWS_ACCOUNT: &str = "000000000000";
 
-/// The three services, in start order.
+/// The services, in start order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Service {
     OpenBao,
     LocalStack,
     Issuer,
+    /// The GCP and Azure fakes (`crate::fakes`); its URL is the Google listener's.
+    CloudFakes,
 }
 
 impl Service {
-    const ALL: [Self; 3] = [Self::OpenBao, Self::LocalStack, Self::Issuer];
+    const ALL: [Self; 4] = [
+        Self::OpenBao,
+        Self::LocalStack,
+        Self::Issuer,
+        Self::CloudFakes,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Self::OpenBao => "openbao",
             Self::LocalStack => "localstack",
             Self::Issuer => "issuer",
+            Self::CloudFakes => "cloud-fakes",
         }
     }
 
@@ -54,6 +62,7 @@ impl Service {
             Self::OpenBao => "bao",
             Self::LocalStack => "localstack",
             Self::Issuer => "issuer-serve",
+            Self::CloudFakes => "fakes-serve",
         }
     }
 
@@ -99,6 +108,7 @@ impl Service {
                     Err(format!("discovery says issuer {}", body["issuer"]))
                 }
             }
+            Self::CloudFakes => crate::fakes::probe(http, url),
         }
     }
 }
@@ -241,7 +251,7 @@ pub fn up(paths: &Paths) -> Result<UpOutcome> {
     }
     let key = load_or_create_key(&paths.issuer_key())?;
 
-    let ports = procs::free_ports(3)?;
+    let ports = procs::free_ports(5)?;
     let mut children: Vec<(Record, Child)> = Vec::new();
     let spawned = spawn_all(paths, &ports, &mut children);
     let records: Vec<Record> = children.iter().map(|(r, _)| r.clone()).collect();
@@ -276,7 +286,7 @@ pub fn up(paths: &Paths) -> Result<UpOutcome> {
     println!("services up in {:.1}s:", started_at.elapsed().as_secs_f64());
     for r in &records {
         println!(
-            "  {:<10} {:<24} pid {:<7} log {}",
+            "  {:<11} {:<24} pid {:<7} log {}",
             r.service.name(),
             r.url,
             r.pid,
@@ -405,6 +415,18 @@ fn spawn_all(paths: &Paths, ports: &[u16], children: &mut Vec<(Record, Child)>) 
         },
         child,
     ));
+
+    let issuer = format!("http://127.0.0.1:{port}");
+    let (child, url, log) = crate::fakes::spawn(paths, &exe, ports[3], ports[4], &issuer)?;
+    children.push((
+        Record {
+            service: Service::CloudFakes,
+            pid: child.id(),
+            url,
+            log,
+        },
+        child,
+    ));
     Ok(())
 }
 
@@ -485,8 +507,11 @@ fn seed_and_write_env(
     let shared_arn = seed_localstack(paths, aws).context("seeding LocalStack")?;
     println!("seeded LocalStack ({:.1}s)", t.elapsed().as_secs_f64());
 
+    let fakes = url_of(records, Service::CloudFakes)?;
+    let fake_entries = crate::fakes::env_entries(paths, http, fakes).context("cloud fakes")?;
+
     let pids: Vec<String> = records.iter().map(|r| r.pid.to_string()).collect();
-    let text = E2eEnv::render(&[
+    let mut pairs = vec![
         (keys::VAULT_ADDR, vault.to_owned()),
         (keys::VAULT_ROOT_TOKEN, seed_vault::ROOT_TOKEN.to_owned()),
         (keys::OIDC_ISSUER, issuer.to_owned()),
@@ -499,7 +524,9 @@ fn seed_and_write_env(
         (keys::AWS_ACCOUNT, AWS_ACCOUNT.to_owned()),
         (keys::SHARED_SECRET_ARN, shared_arn),
         (keys::PIDS, pids.join(" ")),
-    ]);
+    ];
+    pairs.extend(fake_entries);
+    let text = E2eEnv::render(&pairs);
     let env_file = paths.env_file();
     write_private(&env_file, &text)?;
     E2eEnv::from_file(&env_file).context("the env file just written does not load")?;
@@ -626,7 +653,7 @@ pub fn status(paths: &Paths) -> Result<()> {
             }
         };
         println!(
-            "{:<10} {:<24} pid {:<7} {state}",
+            "{:<11} {:<24} pid {:<7} {state}",
             r.service.name(),
             r.url,
             r.pid

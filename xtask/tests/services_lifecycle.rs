@@ -76,7 +76,7 @@ fn up_twice_starts_one_set_and_down_leaves_nothing() {
 
     xtask(&run_dir, &["services", "up"]);
     let pids = recorded_pids(&run_dir);
-    assert_eq!(pids.len(), 3, "{pids:?}");
+    assert_eq!(pids.len(), 4, "{pids:?}");
     let members = live_in_groups(&pids);
     for pid in &pids {
         assert!(members.contains(pid), "pid {pid} runs after up");

@@ -27,6 +27,7 @@ use crate::client::CountAttempts;
 use crate::config::{AwsSecretsManagerBuilder, Config};
 use crate::credentials::{assume_with_web_identity, chain_credentials, check_session_name, loader};
 use crate::error::{Failure, classify_sdk};
+use crate::requests::STS_ASSUME_ROLE;
 use auth_oidc::{Clock, IdToken};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
@@ -36,7 +37,7 @@ use secrecy::{ExposeSecret, SecretString};
 use secrets_core::expand::{
     AWS_SESSION_NAME_MAX, AWS_SESSION_NAME_TEMPLATE, expand_with, truncate_bytes,
 };
-use secrets_core::{Error, ErrorKind, RequestKind, ResolveContext};
+use secrets_core::{Error, ErrorKind, ResolveContext};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -81,6 +82,7 @@ pub struct AssumeRoleBuilder {
     session_name: Option<String>,
     chain: Vec<String>,
     duration: Option<Duration>,
+    clock: Option<Arc<dyn Clock>>,
     ctx: ResolveContext,
 }
 
@@ -107,6 +109,7 @@ impl AssumeRoleBuilder {
             session_name: None,
             chain: Vec::new(),
             duration: None,
+            clock: None,
             ctx: ResolveContext::default(),
         }
     }
@@ -158,7 +161,7 @@ impl AssumeRoleBuilder {
 
     /// The clock that checks the token's expiry (default: the system clock).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.aws = self.aws.with_clock(clock);
+        self.clock = Some(clock);
         self
     }
 
@@ -168,7 +171,8 @@ impl AssumeRoleBuilder {
         self
     }
 
-    /// Timeouts, retries and the request counter (default [`ResolveContext::default`]).
+    /// Timeouts, retries, the clock and the request counter (default
+    /// [`ResolveContext::default`]); [`Self::with_clock`] wins over its clock.
     pub fn with_context(mut self, ctx: ResolveContext) -> Self {
         self.ctx = ctx;
         self
@@ -239,7 +243,11 @@ impl AssumeRoleBuilder {
             .aws
             .into_config()
             .map_err(|e| Failure::new(e.kind(), e.to_string()))?;
-        let ctx = &self.ctx;
+        let mut ctx = self.ctx.clone();
+        if let Some(clock) = &self.clock {
+            ctx.clock = clock.clone();
+        }
+        let ctx = &ctx;
         let first_duration = if self.chain.is_empty() {
             duration
         } else {
@@ -248,7 +256,7 @@ impl AssumeRoleBuilder {
         let mut credentials = match &self.source {
             Source::WebIdentity { role_arn, token } => {
                 check_role_arn(role_arn)?;
-                let token = IdToken::parse_and_check(token.expose_secret(), config.clock.as_ref())
+                let token = IdToken::parse_and_check(token.expose_secret(), ctx.clock.as_ref())
                     .map_err(|err| {
                         Failure::new(
                             ErrorKind::InvalidConfig,
@@ -396,10 +404,7 @@ async fn assume_role(
         .role_session_name(session_name)
         .set_duration_seconds(duration)
         .customize()
-        .interceptor(CountAttempts::new(
-            ctx.requests.clone(),
-            RequestKind::StsAssumeRole,
-        ))
+        .interceptor(CountAttempts::new(ctx.requests.clone(), STS_ASSUME_ROLE))
         .send()
         .await
         .map_err(|err| {

@@ -1,16 +1,19 @@
 //! Secrets Manager calls: `GetSecretValue`, `BatchGetSecretValue` (at most 20 ids a call),
-//! and the interceptor that counts every HTTP attempt.
+//! and the interceptors that count every HTTP attempt and cap answers.
 
 use crate::error::{Classified, Failure, Result, classify, classify_sdk};
+use crate::requests::{SM_BATCH_GET, SM_GET};
 use crate::value::raw_text;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::interceptors::{
-    BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+    BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextRef,
 };
 use aws_sdk_secretsmanager::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_secretsmanager::error::BoxError;
+use aws_smithy_types::body::SdkBody;
 use aws_types::SdkConfig;
 use aws_types::region::Region;
+use provider_http::{AnswerTooLarge, MAX_ANSWER_BYTES};
 use secrecy::SecretString;
 use secrets_core::{ErrorKind, RequestCounter, RequestKind};
 
@@ -52,13 +55,10 @@ impl Intercept for CountAttempts {
     }
 }
 
-/// The longest answer read from AWS. A secret holds at most 64 KiB and a batch of 20 about
-/// 1.3 MiB; a larger answer is not Secrets Manager, and reading it whole would let an endpoint
-/// exhaust memory.
-pub(crate) const MAX_ANSWER_BYTES: u64 = 4 * 1024 * 1024;
-
-/// Refuses answers whose `Content-Length` is over [`MAX_ANSWER_BYTES`], before the body is
-/// read. (An answer without a length is read as the SDK reads it.)
+/// Caps answers at [`MAX_ANSWER_BYTES`]: one whose `Content-Length` is larger is refused
+/// before its body is read, and a body without a length (chunked) fails once it grows past
+/// the cap. A secret holds at most 64 KiB and a batch of 20 about 1.3 MiB; a larger answer
+/// is not Secrets Manager, and reading it whole would let an endpoint exhaust memory.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CapAnswerSize;
 
@@ -67,24 +67,27 @@ impl Intercept for CapAnswerSize {
         "CapAnswerSize"
     }
 
-    fn read_before_deserialization(
+    fn modify_before_deserialization(
         &self,
-        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
         _runtime_components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let length = context
-            .response()
+        let response = context.response_mut();
+        let length = response
             .headers()
             .get("content-length")
             .and_then(|v| v.parse::<u64>().ok());
-        match length {
-            Some(n) if n > MAX_ANSWER_BYTES => Err(format!(
-                "the answer is larger than {MAX_ANSWER_BYTES} bytes ({n}); not read"
-            )
-            .into()),
-            _ => Ok(()),
+        if length.is_some_and(|n| n > MAX_ANSWER_BYTES as u64) {
+            return Err(Box::new(AnswerTooLarge {
+                limit: MAX_ANSWER_BYTES,
+            }));
         }
+        let body = response.take_body();
+        *response.body_mut() = body.map(|body| {
+            SdkBody::from_body_1_x(http_body_util::Limited::new(body, MAX_ANSWER_BYTES))
+        });
+        Ok(())
     }
 }
 
@@ -132,7 +135,7 @@ impl SmClient {
             .set_version_id(version_id.map(str::to_owned))
             .set_version_stage(version_stage.map(str::to_owned))
             .customize()
-            .interceptor(CountAttempts::new(self.counter.clone(), RequestKind::SmGet))
+            .interceptor(CountAttempts::new(self.counter.clone(), SM_GET))
             .interceptor(CapAnswerSize)
             .send()
             .await
@@ -170,10 +173,7 @@ impl SmClient {
                 .set_secret_id_list(Some(ids.iter().map(|id| (*id).to_owned()).collect()))
                 .set_next_token(next_token.take())
                 .customize()
-                .interceptor(CountAttempts::new(
-                    self.counter.clone(),
-                    RequestKind::SmBatchGet,
-                ))
+                .interceptor(CountAttempts::new(self.counter.clone(), SM_BATCH_GET))
                 .interceptor(CapAnswerSize)
                 .send()
                 .await

@@ -8,12 +8,10 @@
 //! `AWS_RETRY_MODE` on the host do not apply.
 
 use crate::provider::AwsSecretsManagerProvider;
-use auth_oidc::{Clock, SystemClock};
 use aws_sdk_secretsmanager::config::AppName;
 use aws_types::os_shim_internal::{Env, Fs};
-use secrets_core::{Error, ErrorKind};
+use secrets_core::{Environment, Error, ErrorKind};
 use std::fmt;
-use std::sync::Arc;
 
 /// How a number picked out with `field` becomes text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -32,15 +30,6 @@ pub enum NumberFormat {
 /// The default application name sent in the `User-Agent` (`app/ci-secrets`).
 pub const DEFAULT_APP_NAME: &str = "ci-secrets";
 
-/// Where the provider reads the runner host's environment.
-#[derive(Clone)]
-enum EnvSource {
-    /// The process environment.
-    Process,
-    /// Injected variables only (tests, embedding).
-    Vars(Vec<(String, String)>),
-}
-
 /// Builds an [`AwsSecretsManagerProvider`].
 ///
 /// ```
@@ -54,8 +43,7 @@ enum EnvSource {
 /// ```
 #[derive(Clone)]
 pub struct AwsSecretsManagerBuilder {
-    env: EnvSource,
-    clock: Arc<dyn Clock>,
+    env: Option<Environment>,
     number_format: NumberFormat,
     batching: bool,
     app_name: String,
@@ -68,11 +56,11 @@ impl Default for AwsSecretsManagerBuilder {
 }
 
 impl AwsSecretsManagerBuilder {
-    /// Defaults: the process environment, the system clock, JSON-literal numbers, batching on.
+    /// Defaults: a snapshot of the process environment (taken at [`Self::build`]), JSON-literal
+    /// numbers, batching on.
     pub fn new() -> Self {
         Self {
-            env: EnvSource::Process,
-            clock: Arc::new(SystemClock),
+            env: None,
             number_format: NumberFormat::default(),
             batching: true,
             app_name: DEFAULT_APP_NAME.to_owned(),
@@ -85,23 +73,19 @@ impl AwsSecretsManagerBuilder {
     /// endpoint overrides (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_SECRETS_MANAGER`,
     /// `AWS_ENDPOINT_URL_STS`). Files named by these variables are still read from disk.
     /// Tests use it so they never change the process environment.
-    pub fn with_env_vars<I, K, V>(mut self, vars: I) -> Self
+    pub fn with_env_vars<I, K, V>(self, vars: I) -> Self
     where
         I: IntoIterator<Item = (K, V)>,
         K: Into<String>,
         V: Into<String>,
     {
-        self.env = EnvSource::Vars(
-            vars.into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        );
-        self
+        self.with_env(vars.into_iter().collect())
     }
 
-    /// The clock that checks ID token expiry before STS is called (default: the system clock).
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
+    /// Reads the host environment from `env`, a snapshot shared with the rest of the
+    /// resolution (see [`Self::with_env_vars`] for what is read).
+    pub fn with_env(mut self, env: Environment) -> Self {
+        self.env = Some(env);
         self
     }
 
@@ -145,22 +129,12 @@ impl AwsSecretsManagerBuilder {
                 ),
             )
         })?;
-        let env = match &self.env {
-            EnvSource::Process => Env::real(),
-            EnvSource::Vars(vars) => {
-                let pairs: Vec<(&str, &str)> =
-                    vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                Env::from_slice(&pairs)
-            }
-        };
+        let snapshot = self.env.clone().unwrap_or_else(Environment::capture);
+        let pairs: Vec<(&str, &str)> = snapshot.iter().collect();
         Ok(Config {
-            env,
-            env_names: match &self.env {
-                EnvSource::Process => None,
-                EnvSource::Vars(vars) => Some(vars.iter().map(|(k, _)| k.clone()).collect()),
-            },
+            env: Env::from_slice(&pairs),
+            env_names: snapshot.iter().map(|(k, _)| k.to_owned()).collect(),
             fs: Fs::real(),
-            clock: self.clock,
             number_format: self.number_format,
             batching: self.batching,
             app_name,
@@ -171,8 +145,7 @@ impl AwsSecretsManagerBuilder {
 impl fmt::Debug for AwsSecretsManagerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AwsSecretsManagerBuilder")
-            .field("env", &EnvDebug(&self.env))
-            .field("clock", &self.clock)
+            .field("env", &self.env)
             .field("number_format", &self.number_format)
             .field("batching", &self.batching)
             .field("app_name", &self.app_name)
@@ -180,30 +153,13 @@ impl fmt::Debug for AwsSecretsManagerBuilder {
     }
 }
 
-/// Prints where the environment comes from and the injected names, never a value (the
-/// injected variables may hold `AWS_SECRET_ACCESS_KEY`).
-struct EnvDebug<'a>(&'a EnvSource);
-
-impl fmt::Debug for EnvDebug<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            EnvSource::Process => f.write_str("process"),
-            EnvSource::Vars(vars) => f
-                .debug_tuple("Injected")
-                .field(&vars.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
-                .finish(),
-        }
-    }
-}
-
 /// The checked settings a provider runs with.
 #[derive(Clone)]
 pub(crate) struct Config {
     pub(crate) env: Env,
-    /// Names of injected variables, for `Debug`; `None` for the process environment.
-    env_names: Option<Vec<String>>,
+    /// The variables' names, for `Debug`.
+    env_names: Vec<String>,
     pub(crate) fs: Fs,
-    pub(crate) clock: Arc<dyn Clock>,
     pub(crate) number_format: NumberFormat,
     pub(crate) batching: bool,
     pub(crate) app_name: AppName,
@@ -212,12 +168,7 @@ pub(crate) struct Config {
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
-            .field(
-                "env",
-                &self.env_names.as_ref().map_or("process", |_| "injected"),
-            )
             .field("env_names", &self.env_names)
-            .field("clock", &self.clock)
             .field("number_format", &self.number_format)
             .field("batching", &self.batching)
             .field("app_name", &self.app_name)

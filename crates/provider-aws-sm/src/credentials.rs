@@ -4,7 +4,8 @@
 //!   `AssumeRoleWithWebIdentity` with the job's ID token held in memory. The call is unsigned
 //!   and sets no `DurationSeconds` (STS's default applies), as the runner does; unlike the
 //!   runner, the host's endpoint overrides (`AWS_ENDPOINT_URL_STS`, `AWS_ENDPOINT_URL`) apply.
-//!   The token is checked (not empty, a JWT, not expired) before STS is called.
+//!   The resolver checks the token's expiry before any request; an unreadable token fails
+//!   here, before STS is called.
 //! - No role ARN but a token: the runner's `Role ARN is required when using JWT for AWS
 //!   authentication`, with what to set.
 //! - Neither: the default chain of `aws-config` on the runner host (environment keys, shared
@@ -17,6 +18,7 @@
 use crate::client::CountAttempts;
 use crate::config::Config;
 use crate::error::{Failure, Result, classify_credentials, classify_sdk};
+use crate::requests::STS_ASSUME_ROLE;
 use auth_oidc::IdToken;
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
@@ -26,7 +28,7 @@ use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvid
 use aws_types::SdkConfig;
 use aws_types::region::Region;
 use secrecy::{ExposeSecret, SecretString};
-use secrets_core::{ErrorKind, RequestKind, ResolveContext, RetryPolicy};
+use secrets_core::{ErrorKind, ResolveContext, RetryPolicy};
 use std::fmt;
 use std::time::SystemTime;
 
@@ -176,7 +178,7 @@ async fn web_identity(
     config: &Config,
     ctx: &ResolveContext,
 ) -> Result<SdkConfig> {
-    let token = IdToken::parse_and_check(raw_token, config.clock.as_ref()).map_err(|err| {
+    let token = IdToken::parse(raw_token).map_err(|err| {
         Failure::new(
             ErrorKind::Unauthenticated,
             format!("cannot assume role {role_arn} with the job's ID token: {err}"),
@@ -228,10 +230,7 @@ pub(crate) async fn assume_with_web_identity(
         .web_identity_token(token.expose())
         .set_duration_seconds(duration)
         .customize()
-        .interceptor(CountAttempts::new(
-            ctx.requests.clone(),
-            RequestKind::StsAssumeRole,
-        ))
+        .interceptor(CountAttempts::new(ctx.requests.clone(), STS_ASSUME_ROLE))
         .send()
         .await
         .map_err(|err| sts_failure(&classify_sdk(&err), role_arn, region, token))?;

@@ -9,6 +9,7 @@
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use provider_http::{TransportKind, transport_kind};
 use secrets_core::{Error, ErrorKind};
 use std::error::Error as StdError;
 
@@ -145,14 +146,14 @@ where
     E: ProvideErrorMetadata + StdError + 'static,
 {
     if !matches!(err, SdkError::ServiceError(_))
-        && chain_text(err).contains("the answer is larger than")
+        && transport_kind(err) == Some(TransportKind::TooLarge)
     {
         return Classified {
             kind: ErrorKind::Unexpected,
             code: None,
             detail: format!(
                 "the answer is larger than {} bytes; not read (is the endpoint Secrets Manager?)",
-                crate::client::MAX_ANSWER_BYTES
+                provider_http::MAX_ANSWER_BYTES
             ),
             credentials: false,
         };
@@ -246,30 +247,13 @@ pub(crate) fn classify_credentials(err: &CredentialsError) -> Classified {
 }
 
 /// Whether a response error is a transport failure (a reset or a closed connection while
-/// the body was read) rather than an answer we could not understand.
+/// the body was read) rather than an answer we could not understand: by error type.
 fn broken_connection(err: &(dyn StdError + 'static)) -> bool {
-    if find_source::<std::io::Error>(err).is_some() {
-        return true;
-    }
-    let mut source = Some(err);
-    while let Some(e) = source {
-        let text = e.to_string().to_ascii_lowercase();
-        if [
-            "connection reset",
-            "connection closed",
-            "incomplete",
-            "unexpected end",
-            "error reading a body",
-            "broken pipe",
-        ]
-        .iter()
-        .any(|needle| text.contains(needle))
-        {
-            return true;
-        }
-        source = e.source();
-    }
-    false
+    find_source::<std::io::Error>(err).is_some()
+        || matches!(
+            transport_kind(err),
+            Some(TransportKind::Body | TransportKind::Connect | TransportKind::Timeout)
+        )
 }
 
 fn raw_status<E>(err: &SdkError<E, HttpResponse>) -> Option<u16> {

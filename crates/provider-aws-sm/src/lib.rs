@@ -23,15 +23,18 @@
 //! [`AssumeRoleBuilder`] hands temporary credentials to a job (web identity or the default
 //! chain, then role chaining) with the same checks and classified errors.
 //!
-//! Modules: `assume_role` (temporary credentials for a job), `config` (the builder), `provider` (the trait impl), `client` (SDK calls and
-//! batching), `credentials` (identity selection), `value` (field extraction), `error`
-//! ([`classify`]).
+//! Modules: `assume_role` (temporary credentials for a job), `config` (the builder), `descriptor` (the offline description), `planning`
+//! (checks, grouping and batching, shared by the live path and the plan), `provider` (the
+//! trait impl), `client` (SDK calls), `credentials` (identity selection), `value` (field
+//! extraction), `error` ([`classify`]).
 
 mod assume_role;
 mod client;
 mod config;
 mod credentials;
+mod descriptor;
 mod error;
+mod planning;
 mod provider;
 mod value;
 
@@ -40,6 +43,22 @@ pub use assume_role::{
     TemporaryCredentials, default_session_name,
 };
 pub use config::{AwsSecretsManagerBuilder, DEFAULT_APP_NAME, NumberFormat};
+pub use descriptor::{AwsSecretsManagerDescriptor, DESCRIPTOR};
 pub use error::classify;
 pub use provider::AwsSecretsManagerProvider;
 pub use value::extract_field;
+
+/// The requests this provider sends, by report key.
+pub mod requests {
+    use secrets_core::{RequestKind, RequestRole};
+
+    /// STS `AssumeRoleWithWebIdentity`.
+    pub const STS_ASSUME_ROLE: RequestKind =
+        RequestKind::new("sts_assume_role", RequestRole::Login);
+    /// Secrets Manager `GetSecretValue`.
+    pub const SM_GET: RequestKind = RequestKind::new("sm_get", RequestRole::Read);
+    /// Secrets Manager `BatchGetSecretValue`.
+    pub const SM_BATCH_GET: RequestKind = RequestKind::new("sm_batch_get", RequestRole::Batch);
+    /// Every kind, for the report and the plan.
+    pub const ALL: &[RequestKind] = &[STS_ASSUME_ROLE, SM_GET, SM_BATCH_GET];
+}

@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use provider_aws_sm::AssumeRoleBuilder;
 use secrecy::{ExposeSecret, SecretString};
-use secrets_core::{ErrorKind, RequestKind};
+use secrets_core::ErrorKind;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use wiremock::matchers::{body_string_contains, method};
@@ -135,7 +135,10 @@ async fn web_identity_is_one_unsigned_call_with_the_duration() {
     assert_eq!(params["RoleSessionName"], "1001-42-gitlab.example.com");
     assert_eq!(params["DurationSeconds"], "1800");
     assert!(params["WebIdentityToken"].ends_with(TOKEN_CANARY));
-    assert_eq!(ctx.requests.get(RequestKind::StsAssumeRole), 1);
+    assert_eq!(
+        ctx.requests.get(provider_aws_sm::requests::STS_ASSUME_ROLE),
+        1
+    );
 }
 
 #[tokio::test]
@@ -185,7 +188,10 @@ async fn chaining_signs_assume_role_with_the_first_credentials() {
         requests[1].headers.get("x-amz-security-token").unwrap(),
         SESSION_CANARY
     );
-    assert_eq!(ctx.requests.get(RequestKind::StsAssumeRole), 2);
+    assert_eq!(
+        ctx.requests.get(provider_aws_sm::requests::STS_ASSUME_ROLE),
+        2
+    );
 }
 
 #[tokio::test]

@@ -14,9 +14,7 @@ use common::{aws, ctx, request, with_field};
 use provider_aws_sm::{AwsSecretsManagerBuilder, AwsSecretsManagerProvider};
 use secrecy::ExposeSecret as _;
 use secrets_core::payload::AwsSecret;
-use secrets_core::{
-    Error, ErrorKind, RequestKind, ResolveContext, Resolved, SecretProvider, SecretRequest,
-};
+use secrets_core::{Error, ErrorKind, ResolveContext, Resolved, SecretProvider, SecretRequest};
 use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -111,8 +109,11 @@ async fn iam_role_through_the_default_chain() {
     )
     .await;
     assert_eq!(value(&r[0]), "db-pass-1234");
-    assert_eq!(ctx.requests.get(RequestKind::StsAssumeRole), 0);
-    assert_eq!(ctx.requests.get(RequestKind::SmGet), 1);
+    assert_eq!(
+        ctx.requests.get(provider_aws_sm::requests::STS_ASSUME_ROLE),
+        0
+    );
+    assert_eq!(ctx.requests.get(provider_aws_sm::requests::SM_GET), 1);
 }
 
 #[tokio::test]
@@ -137,7 +138,10 @@ async fn oidc_with_aws_id_token() {
     )
     .await;
     assert_eq!(value(&r[0]), "db-pass-1234");
-    assert_eq!(ctx.requests.get(RequestKind::StsAssumeRole), 1);
+    assert_eq!(
+        ctx.requests.get(provider_aws_sm::requests::STS_ASSUME_ROLE),
+        1
+    );
 }
 
 #[tokio::test]
@@ -185,7 +189,11 @@ async fn short_form_with_and_without_field() {
     assert_eq!(value(&r[0]), "api-key-5678");
     let full: serde_json::Value = serde_json::from_str(value(&r[1])).unwrap();
     assert_eq!(full["api_key"], "api-key-5678");
-    assert_eq!(ctx.requests.get(RequestKind::SmGet), 1, "one read for both");
+    assert_eq!(
+        ctx.requests.get(provider_aws_sm::requests::SM_GET),
+        1,
+        "one read for both"
+    );
 }
 
 #[tokio::test]
@@ -277,7 +285,10 @@ async fn per_secret_overrides_in_two_regions() {
     .await;
     assert_eq!(value(&r[0]), "eu-pass-4444");
     assert_eq!(value(&r[1]), "us-pass-3333");
-    assert_eq!(ctx.requests.get(RequestKind::StsAssumeRole), 2);
+    assert_eq!(
+        ctx.requests.get(provider_aws_sm::requests::STS_ASSUME_ROLE),
+        2
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -327,8 +338,8 @@ async fn binary_and_json_values() {
         "key 'absent' not found in AWS Secrets Manager response for secret 'json/mixed'"
     );
     // Three distinct secrets, read in one batch.
-    assert_eq!(ctx.requests.get(RequestKind::SmBatchGet), 1);
-    assert_eq!(ctx.requests.get(RequestKind::SmGet), 0);
+    assert_eq!(ctx.requests.get(provider_aws_sm::requests::SM_BATCH_GET), 1);
+    assert_eq!(ctx.requests.get(provider_aws_sm::requests::SM_GET), 0);
 }
 
 #[tokio::test]
@@ -399,9 +410,12 @@ async fn forty_secrets_one_role_one_sts_call_two_batches() {
     for (n, result) in r.iter().enumerate() {
         assert_eq!(value(result), format!("bulk-value-{n:02}"));
     }
-    assert_eq!(ctx.requests.get(RequestKind::StsAssumeRole), 1);
-    assert_eq!(ctx.requests.get(RequestKind::SmBatchGet), 2);
-    assert_eq!(ctx.requests.get(RequestKind::SmGet), 0);
+    assert_eq!(
+        ctx.requests.get(provider_aws_sm::requests::STS_ASSUME_ROLE),
+        1
+    );
+    assert_eq!(ctx.requests.get(provider_aws_sm::requests::SM_BATCH_GET), 2);
+    assert_eq!(ctx.requests.get(provider_aws_sm::requests::SM_GET), 0);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -8,47 +8,31 @@
 //! from the environment of the process that resolves (runner-semantics §4.1).
 
 use crate::provider::VaultProvider;
-use auth_oidc::{Clock, SystemClock};
-use secrets_core::{Error, ErrorKind};
+use provider_http::tls::{certs_in_dir, client_identity, parse_certs, proxy, read_file};
+use provider_http::{ClientSettings, Failure, ShownProxy};
+use secrets_core::{Environment, Error, ErrorKind};
 use std::fmt;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use zeroize::Zeroizing;
-
-/// Reads environment variables. Injected so tests never touch the real environment.
-///
-/// Implemented for every `Fn(&str) -> Option<String>`.
-pub trait Env: Send + Sync {
-    /// The variable's value, `None` when unset.
-    fn var(&self, name: &str) -> Option<String>;
-}
-
-impl<F> Env for F
-where
-    F: Fn(&str) -> Option<String> + Send + Sync,
-{
-    fn var(&self, name: &str) -> Option<String> {
-        self(name)
-    }
-}
+use std::path::PathBuf;
 
 /// Builds a [`VaultProvider`].
 ///
 /// ```
 /// use provider_vault::VaultProviderBuilder;
 ///
+/// use secrets_core::Environment;
+///
+/// let env: Environment = [("VAULT_SKIP_VERIFY", "false")].into_iter().collect();
 /// let provider = VaultProviderBuilder::new()
-///     .with_env(|name: &str| (name == "VAULT_SKIP_VERIFY").then(|| "false".to_owned()))
+///     .with_env(env)
 ///     .with_revoke_token(true)
 ///     .build()
 ///     .unwrap();
 /// # drop(provider);
 /// ```
 pub struct VaultProviderBuilder {
-    env: Option<Arc<dyn Env>>,
+    env: Environment,
     ca_bundle: Option<Vec<u8>>,
     revoke_token: bool,
-    clock: Arc<dyn Clock>,
 }
 
 impl Default for VaultProviderBuilder {
@@ -62,29 +46,21 @@ impl VaultProviderBuilder {
     /// token revocation on.
     pub fn new() -> Self {
         Self {
-            env: None,
+            env: Environment::default(),
             ca_bundle: None,
             revoke_token: true,
-            clock: Arc::new(SystemClock),
         }
     }
 
-    /// A builder that reads the TLS settings (`VAULT_CACERT`, ...) from this process's
-    /// environment. The only place this crate reads `std::env`.
+    /// A builder that reads the TLS settings (`VAULT_CACERT`, ...) from a snapshot of this
+    /// process's environment.
     pub fn from_env() -> Self {
-        Self::new().with_env(|name: &str| {
-            #[allow(
-                clippy::disallowed_methods,
-                reason = "the one place that reads the environment"
-            )]
-            let value = std::env::var(name).ok();
-            value
-        })
+        Self::new().with_env(Environment::capture())
     }
 
-    /// Reads the TLS settings through `env` instead of the process environment.
-    pub fn with_env(mut self, env: impl Env + 'static) -> Self {
-        self.env = Some(Arc::new(env));
+    /// Reads the TLS settings (`VAULT_CACERT`, `BAO_CACERT`, ...) from `env`.
+    pub fn with_env(mut self, env: Environment) -> Self {
+        self.env = env;
         self
     }
 
@@ -102,26 +78,26 @@ impl VaultProviderBuilder {
         self
     }
 
-    /// The clock used to reject expired ID tokens before any request.
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
     /// Builds the provider, reading the TLS files now.
     ///
     /// Fails with [`ErrorKind::InvalidConfig`] naming the environment variable and the path
     /// when a file cannot be read or holds no usable PEM, or a setting cannot be parsed.
     pub fn build(self) -> Result<VaultProvider, Error> {
-        let tls = TlsConfig::load(self.env.as_deref(), self.ca_bundle)?;
-        Ok(VaultProvider::new(tls, self.revoke_token, self.clock))
+        let tls = TlsConfig::load(&self.env, self.ca_bundle).map_err(|f| {
+            let mut err = Error::new(f.kind, f.message);
+            if let Some(fix) = f.fix {
+                err = err.with_fix(fix);
+            }
+            err
+        })?;
+        Ok(VaultProvider::new(tls, self.revoke_token))
     }
 }
 
 impl fmt::Debug for VaultProviderBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VaultProviderBuilder")
-            .field("env", &self.env.as_ref().map(|_| "<injected>"))
+            .field("env", &self.env)
             .field(
                 "ca_bundle",
                 &self
@@ -130,7 +106,6 @@ impl fmt::Debug for VaultProviderBuilder {
                     .map(|b| format!("{} bytes", b.len())),
             )
             .field("revoke_token", &self.revoke_token)
-            .field("clock", &self.clock)
             .finish()
     }
 }
@@ -177,15 +152,7 @@ pub(crate) struct TlsConfig {
     pub(crate) skip_verify: bool,
     /// The proxy for every Vault request (`VAULT_PROXY_ADDR`, `VAULT_HTTP_PROXY`), in place
     /// of the `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` ones.
-    pub(crate) proxy: Option<VaultProxy>,
-}
-
-/// A proxy from the environment; its URL may carry credentials, so it is shown without them.
-#[derive(Clone)]
-pub(crate) struct VaultProxy {
-    pub(crate) proxy: reqwest::Proxy,
-    /// The variable and the URL without credentials, for messages.
-    pub(crate) shown: String,
+    pub(crate) proxy: Option<ShownProxy>,
 }
 
 impl fmt::Debug for TlsConfig {
@@ -205,12 +172,11 @@ impl fmt::Debug for TlsConfig {
 }
 
 /// Reads `BAO_<suffix>`, then `VAULT_<suffix>`; empty counts as unset, as in Go.
-fn read_var(env: Option<&dyn Env>, suffix: &'static str) -> Option<(&'static str, String)> {
-    let env = env?;
+fn read_var(env: &Environment, suffix: &'static str) -> Option<(&'static str, String)> {
     let (bao, vault) = names(suffix);
     [bao, vault]
         .into_iter()
-        .find_map(|name| env.var(name).filter(|v| !v.is_empty()).map(|v| (name, v)))
+        .find_map(|name| env.non_empty(name).map(|v| (name, v.to_owned())))
 }
 
 /// The two names of a setting, as static strings for messages.
@@ -229,35 +195,8 @@ fn names(suffix: &'static str) -> (&'static str, &'static str) {
     }
 }
 
-fn config_error(message: String, fix: &str) -> Error {
-    Error::new(ErrorKind::InvalidConfig, message).with_fix(fix)
-}
-
-fn read_file(var: &str, path: &Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|e| {
-        config_error(
-            format!("cannot read {var}={}: {e}", path.display()),
-            "point it at a readable PEM file, or unset it",
-        )
-    })
-}
-
-fn parse_certs(
-    pem: &[u8],
-    what: &dyn fmt::Display,
-    var: &str,
-) -> Result<Vec<reqwest::Certificate>, Error> {
-    match reqwest::Certificate::from_pem_bundle(pem) {
-        Ok(certs) if !certs.is_empty() => Ok(certs),
-        Ok(_) => Err(config_error(
-            format!("{what} holds no PEM certificate"),
-            &format!("set {var} to a file of PEM `CERTIFICATE` blocks"),
-        )),
-        Err(e) => Err(config_error(
-            format!("{what} is not a valid PEM certificate bundle: {e}"),
-            &format!("set {var} to a file of PEM `CERTIFICATE` blocks"),
-        )),
-    }
+fn config_error(message: String, fix: &str) -> Failure {
+    Failure::new(ErrorKind::InvalidConfig, message).with_fix(fix)
 }
 
 /// Go's `strconv.ParseBool`.
@@ -269,25 +208,22 @@ fn parse_go_bool(value: &str) -> Option<bool> {
     }
 }
 
-/// Every file under `dir`, recursively, sorted for a stable order.
-fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries = std::fs::read_dir(dir)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<std::io::Result<Vec<_>>>()?;
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            files_under(&path, out)?;
-        } else {
-            out.push(path);
-        }
-    }
-    Ok(())
-}
-
 impl TlsConfig {
+    /// The shared client settings these TLS and proxy settings make.
+    pub(crate) fn client_settings(&self) -> ClientSettings {
+        let mut settings = ClientSettings::new(concat!(
+            "ci-secrets-provider-vault/",
+            env!("CARGO_PKG_VERSION")
+        ));
+        settings.ca_certs.clone_from(&self.ca_certs);
+        settings.identity.clone_from(&self.identity);
+        settings.skip_verify = self.skip_verify;
+        settings.proxy.clone_from(&self.proxy);
+        settings
+    }
+
     /// The settings from `env` (none: the defaults) and an explicit bundle.
-    pub(crate) fn load(env: Option<&dyn Env>, explicit_ca: Option<Vec<u8>>) -> Result<Self, Error> {
+    pub(crate) fn load(env: &Environment, explicit_ca: Option<Vec<u8>>) -> Result<Self, Failure> {
         // Roots: explicit > CACERT_BYTES > CACERT > CAPATH > system, as go-rootcerts picks one.
         let (ca_source, ca_certs) = if let Some(pem) = explicit_ca {
             let certs = parse_certs(&pem, &CaSource::Explicit, "the bundle")?;
@@ -304,25 +240,7 @@ impl TlsConfig {
             (source, certs)
         } else if let Some((var, dir)) = read_var(env, "CAPATH") {
             let dir = PathBuf::from(dir);
-            let mut files = Vec::new();
-            files_under(&dir, &mut files).map_err(|e| {
-                config_error(
-                    format!("cannot read the directory {var}={}: {e}", dir.display()),
-                    "point it at a readable directory of PEM files, or unset it",
-                )
-            })?;
-            let mut certs = Vec::new();
-            for file in &files {
-                let pem = read_file(var, file)?;
-                let what = format!("{} (in {var})", file.display());
-                certs.extend(parse_certs(&pem, &what, var)?);
-            }
-            if certs.is_empty() {
-                return Err(config_error(
-                    format!("{var}={} holds no certificate file", dir.display()),
-                    "put PEM CA certificates in it, or unset it",
-                ));
-            }
+            let certs = certs_in_dir(var, &dir)?;
             (CaSource::Dir(var, dir), certs)
         } else {
             (CaSource::System, Vec::new())
@@ -341,25 +259,10 @@ impl TlsConfig {
                     &format!("set {other} too, or unset {var}"),
                 ));
             }
-            (Some((cert_var, cert_path)), Some((key_var, key_path))) => {
-                let cert_path = PathBuf::from(cert_path);
-                let key_path = PathBuf::from(key_path);
-                let mut pem = Zeroizing::new(read_file(cert_var, &cert_path)?);
-                let key = Zeroizing::new(read_file(key_var, &key_path)?);
-                pem.push(b'\n');
-                pem.extend_from_slice(&key);
-                let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
-                    config_error(
-                        format!(
-                            "{cert_var}={} and {key_var}={} are not a usable PEM certificate and private key: {e}",
-                            cert_path.display(),
-                            key_path.display()
-                        ),
-                        "use a PEM certificate chain and a PKCS#8, PKCS#1 or SEC1 PEM private key",
-                    )
-                })?;
-                Some(identity)
-            }
+            (Some((cert_var, cert_path)), Some((key_var, key_path))) => Some(client_identity(
+                (cert_var, &PathBuf::from(cert_path)),
+                (key_var, &PathBuf::from(key_path)),
+            )?),
         };
 
         let server_name = read_var(env, "TLS_SERVER_NAME").map(|(_, v)| v);
@@ -384,22 +287,7 @@ impl TlsConfig {
         // As the Vault client: PROXY_ADDR wins over the older HTTP_PROXY.
         let proxy = match read_var(env, "PROXY_ADDR").or_else(|| read_var(env, "HTTP_PROXY")) {
             None => None,
-            Some((var, value)) => {
-                let invalid = || {
-                    config_error(
-                        format!("{var} is not a proxy URL"),
-                        &format!("set {var} to a URL such as http://proxy.example.com:3128"),
-                    )
-                };
-                let mut url = reqwest::Url::parse(&value).map_err(|_| invalid())?;
-                let proxy = reqwest::Proxy::all(url.clone()).map_err(|_| invalid())?;
-                let _ = url.set_username("");
-                let _ = url.set_password(None);
-                Some(VaultProxy {
-                    proxy,
-                    shown: format!("{var}={url}"),
-                })
-            }
+            Some((var, value)) => Some(proxy(var, &value)?),
         };
 
         Ok(Self {
@@ -416,14 +304,9 @@ impl TlsConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
-    fn env(pairs: &[(&str, &str)]) -> impl Env + 'static {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        move |name: &str| map.get(name).cloned()
+    fn env(pairs: &[(&str, &str)]) -> Environment {
+        pairs.iter().copied().collect()
     }
 
     #[test]
@@ -435,24 +318,24 @@ mod tests {
                 "http://user:pa55w0rd@proxy.example:8080",
             ),
         ]);
-        let tls = TlsConfig::load(Some(&e), None).unwrap();
+        let tls = TlsConfig::load(&e, None).unwrap();
         let proxy = tls.proxy.as_ref().expect("a proxy");
         assert_eq!(proxy.shown, "VAULT_PROXY_ADDR=http://proxy.example:8080/");
         assert!(!format!("{tls:?}").contains("pa55w0rd"));
         let e = env(&[("BAO_HTTP_PROXY", "http://bao.example:3128")]);
-        let tls = TlsConfig::load(Some(&e), None).unwrap();
+        let tls = TlsConfig::load(&e, None).unwrap();
         assert_eq!(
             tls.proxy.expect("a proxy").shown,
             "BAO_HTTP_PROXY=http://bao.example:3128/"
         );
         let e = env(&[("VAULT_PROXY_ADDR", "not a url")]);
-        let err = TlsConfig::load(Some(&e), None).unwrap_err().to_string();
+        let err = TlsConfig::load(&e, None).unwrap_err().to_string();
         assert!(err.contains("VAULT_PROXY_ADDR is not a proxy URL"), "{err}");
     }
 
     #[test]
     fn defaults_without_env() {
-        let tls = TlsConfig::load(None, None).unwrap();
+        let tls = TlsConfig::load(&Environment::default(), None).unwrap();
         assert_eq!(tls.ca_source, CaSource::System);
         assert!(!tls.skip_verify);
         assert!(tls.identity.is_none());
@@ -467,7 +350,7 @@ mod tests {
             ("BAO_SKIP_VERIFY", ""),
             ("VAULT_SKIP_VERIFY", "1"),
         ]);
-        let tls = TlsConfig::load(Some(&e), None).unwrap();
+        let tls = TlsConfig::load(&e, None).unwrap();
         assert_eq!(tls.server_name.as_deref(), Some("bao.example"));
         assert!(tls.skip_verify);
     }
@@ -475,15 +358,15 @@ mod tests {
     #[test]
     fn unreadable_files_name_the_variable_and_path() {
         let e = env(&[("VAULT_CACERT", "/nonexistent/ca.pem")]);
-        let err = TlsConfig::load(Some(&e), None).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+        let err = TlsConfig::load(&e, None).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidConfig);
         assert!(
             err.to_string().contains("VAULT_CACERT=/nonexistent/ca.pem"),
             "{err}"
         );
 
         let e = env(&[("BAO_CAPATH", "/nonexistent/dir")]);
-        let err = TlsConfig::load(Some(&e), None).unwrap_err();
+        let err = TlsConfig::load(&e, None).unwrap_err();
         assert!(
             err.to_string().contains("BAO_CAPATH=/nonexistent/dir"),
             "{err}"
@@ -493,7 +376,7 @@ mod tests {
         let bad = dir.path().join("ca.pem");
         std::fs::write(&bad, "not a pem").unwrap();
         let e = env(&[("VAULT_CACERT", bad.to_str().unwrap())]);
-        let err = TlsConfig::load(Some(&e), None).unwrap_err();
+        let err = TlsConfig::load(&e, None).unwrap_err();
         assert!(
             err.to_string().contains("holds no PEM certificate"),
             "{err}"
@@ -504,11 +387,11 @@ mod tests {
     #[test]
     fn client_cert_needs_its_key_and_bad_bools_fail() {
         let e = env(&[("VAULT_CLIENT_CERT", "/tmp/c.pem")]);
-        let err = TlsConfig::load(Some(&e), None).unwrap_err();
+        let err = TlsConfig::load(&e, None).unwrap_err();
         assert!(err.to_string().contains("VAULT_CLIENT_KEY"), "{err}");
 
         let e = env(&[("VAULT_SKIP_VERIFY", "yes")]);
-        let err = TlsConfig::load(Some(&e), None).unwrap_err();
+        let err = TlsConfig::load(&e, None).unwrap_err();
         assert!(
             err.to_string()
                 .contains("VAULT_SKIP_VERIFY is not a boolean"),

@@ -18,17 +18,37 @@
 //!
 //! See `docs/providers/vault.md` for the behaviour in full.
 
-mod client;
+mod api;
+mod classify;
 mod config;
+mod descriptor;
 mod engine;
-mod error;
 mod format;
+mod grouping;
 mod provider;
+mod server;
+mod server_messages;
+mod token_guard;
 
-pub use config::{Env, VaultProviderBuilder};
+pub use config::VaultProviderBuilder;
+pub use descriptor::{DESCRIPTOR, VaultDescriptor};
 pub use engine::{EngineKind, go_clean, go_join};
 pub use format::format_go_value;
 pub use provider::VaultProvider;
+
+/// The requests this provider sends, by report key.
+pub mod requests {
+    use secrets_core::{RequestKind, RequestRole};
+
+    /// `PUT auth/<path>/login`.
+    pub const LOGIN: RequestKind = RequestKind::new("vault_login", RequestRole::Login);
+    /// `GET` of a secret.
+    pub const READ: RequestKind = RequestKind::new("vault_read", RequestRole::Read);
+    /// `POST auth/token/revoke-self`.
+    pub const REVOKE: RequestKind = RequestKind::new("vault_revoke", RequestRole::Logout);
+    /// Every kind, for the report and the plan.
+    pub const ALL: &[RequestKind] = &[LOGIN, READ, REVOKE];
+}
 
 impl VaultProvider {
     /// A builder; see [`VaultProviderBuilder`].

@@ -10,20 +10,22 @@
 //!    `ctx.max_concurrency`; every variable takes its field from its path's answer;
 //! 5. each Vault token is revoked (unless turned off), and results come back in request order.
 
-use crate::client::{ServerClient, TokenGuard, parse_server_url};
+use crate::classify::ClaimHints;
 use crate::config::TlsConfig;
-use crate::engine::{EngineKind, login_path};
-use crate::error::{ClaimHints, VaultError};
+use crate::descriptor::DESCRIPTOR;
+use crate::engine::EngineKind;
 use crate::format::{Extract, extract_field};
+use crate::grouping::{Group, Planned, group};
+use crate::server::ServerClient;
+use crate::token_guard::TokenGuard;
 use async_trait::async_trait;
-use auth_oidc::{Clock, IdToken};
+use auth_oidc::IdToken;
 use futures_util::future::join_all;
-use secrets_core::payload::VaultSecret;
+use provider_http::{Failure, Slots};
 use secrets_core::{
-    DeadlinePassed, Error, ErrorKind, ProviderKind, ResolveContext, Resolved, SecretProvider,
+    DeadlinePassed, Error, ErrorKind, ProviderDescriptor, ResolveContext, Resolved, SecretProvider,
     SecretRequest, SecretValue,
 };
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -38,7 +40,6 @@ const MAX_LISTED_FIELDS: usize = 20;
 pub struct VaultProvider {
     tls: TlsConfig,
     revoke_token: bool,
-    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for VaultProvider {
@@ -50,144 +51,11 @@ impl fmt::Debug for VaultProvider {
     }
 }
 
-/// One request that passed the offline checks.
-struct Planned<'a> {
-    index: usize,
-    variable: &'a str,
-    reference: String,
-    engine: EngineKind,
-    logical: String,
-    field: &'a str,
-}
-
-/// Who logs in where. Holds the ID token, so it has no `Debug`.
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct IdentityKey<'a> {
-    url: &'a str,
-    namespace: Option<&'a str>,
-    login_path: String,
-    role: Option<Cow<'a, str>>,
-    jwt: Cow<'a, str>,
-}
-
-struct Group<'a> {
-    key: IdentityKey<'a>,
-    auth_path: &'a str,
-    server: reqwest::Url,
-    members: Vec<Planned<'a>>,
-}
-
 type Outcomes = Vec<(usize, Result<Resolved, Error>)>;
 
-/// An auth-data value as text: strings borrowed, other JSON as the runner's `%s` gives it.
-fn data_text<'a>(value: &'a serde_json::Value) -> Cow<'a, str> {
-    match value {
-        serde_json::Value::String(s) => Cow::Borrowed(s),
-        serde_json::Value::Null => Cow::Borrowed(""),
-        other => Cow::Owned(other.to_string()),
-    }
-}
-
-fn show(s: &str) -> &str {
-    if s.is_empty() { "(empty)" } else { s }
-}
-
-/// `vault kv-v2 mount ops path production/db field password at https://... namespace team1`.
-fn reference(v: &VaultSecret) -> String {
-    let mut out = format!(
-        "vault {} mount {} path {} field {} at {}",
-        show(&v.engine.name),
-        show(&v.engine.path),
-        show(&v.path),
-        show(&v.field),
-        show(v.server.url.trim_end_matches('/')),
-    );
-    if let Some(ns) = v.server.namespace.as_deref().filter(|n| !n.is_empty()) {
-        out.push_str(" namespace ");
-        out.push_str(ns);
-    }
-    out
-}
-
 impl VaultProvider {
-    pub(crate) fn new(tls: TlsConfig, revoke_token: bool, clock: Arc<dyn Clock>) -> Self {
-        Self {
-            tls,
-            revoke_token,
-            clock,
-        }
-    }
-
-    /// Checks one request offline; its identity and plan, or the error for its variable.
-    fn plan<'a>(
-        index: usize,
-        request: &'a SecretRequest,
-    ) -> Result<(IdentityKey<'a>, &'a str, reqwest::Url, Planned<'a>), Error> {
-        let variable = request.variable.as_str();
-        let Some(v) = request.secret.vault.as_ref() else {
-            return Err(Error::new(
-                ErrorKind::InvalidSpec,
-                "the secret has no `vault` entry but was given to the Vault provider",
-            )
-            .with_variable(variable));
-        };
-        let reference = reference(v);
-        let fail = |e: VaultError| e.to_core(variable, &reference);
-
-        let server = parse_server_url(&v.server.url).map_err(fail)?;
-        let auth = &v.server.auth;
-        if auth.name != "jwt" {
-            return Err(fail(
-                VaultError::new(
-                    ErrorKind::InvalidConfig,
-                    format!("factory for auth method {:?} is not registered", auth.name),
-                )
-                .with_fix("only the `jwt` auth method is supported (GitLab sends `jwt`)"),
-            ));
-        }
-        let Some(jwt) = auth.data.get("jwt") else {
-            return Err(fail(
-                VaultError::new(
-                    ErrorKind::InvalidConfig,
-                    "missing required auth method configuration key \"jwt\"",
-                )
-                .with_fix("give the secret a `token:` or define `id_tokens:` in the job"),
-            ));
-        };
-        let role = auth
-            .data
-            .get("role")
-            .map(data_text)
-            .filter(|r| !r.is_empty());
-        let Some(engine) = EngineKind::from_name(&v.engine.name) else {
-            return Err(fail(
-                VaultError::new(
-                    ErrorKind::InvalidConfig,
-                    format!(
-                        "factory for secret engine {:?} is not registered",
-                        v.engine.name
-                    ),
-                )
-                .with_fix("set `engine:name` to kv-v2, kv-v1 or generic"),
-            ));
-        };
-        let logical = engine.logical_path(&v.engine.path, &v.path);
-        let key = IdentityKey {
-            url: v.server.url.as_str(),
-            namespace: v.server.namespace.as_deref().filter(|n| !n.is_empty()),
-            login_path: login_path(&auth.path),
-            role,
-            jwt: data_text(jwt),
-        };
-        let planned = Planned {
-            index,
-            variable,
-            reference,
-            engine,
-            logical,
-            field: v.field.as_str(),
-        };
-        Ok((key, auth.path.as_str(), server, planned))
+    pub(crate) fn new(tls: TlsConfig, revoke_token: bool) -> Self {
+        Self { tls, revoke_token }
     }
 
     /// Logs one identity in, reads its paths, takes its fields, revokes its token.
@@ -198,13 +66,16 @@ impl VaultProvider {
         client: &Arc<ServerClient>,
         ctx: &ResolveContext,
     ) -> Outcomes {
+        // One read per distinct path, concurrently.
+        let (paths, path_of) = group.distinct_paths();
         let Group {
             key,
             auth_path,
             members,
             ..
-        } = group;
-        let fail_all = |e: &VaultError| -> Outcomes {
+        } = &group;
+        let auth_path: &str = auth_path;
+        let fail_all = |e: &Failure| -> Outcomes {
             members
                 .iter()
                 .map(|m| (m.index, Err(e.to_core(m.variable, &m.reference))))
@@ -217,11 +88,12 @@ impl VaultProvider {
                 .collect()
         };
 
-        // Token checks before any request.
-        let token = match IdToken::parse_and_check(&key.jwt, &*self.clock) {
+        // The resolver checked the token's expiry before any request; an unreadable token
+        // still fails here, with no request.
+        let token = match IdToken::parse(&key.jwt) {
             Ok(token) => token,
             Err(e) => {
-                let err = VaultError::new(
+                let err = Failure::new(
                     ErrorKind::Unauthenticated,
                     format!("cannot log in to {}: {e}", client.display()),
                 );
@@ -238,19 +110,6 @@ impl VaultProvider {
         };
         drop(token);
 
-        // One read per distinct path, concurrently.
-        let mut paths: Vec<&str> = Vec::new();
-        let mut path_of: Vec<usize> = Vec::with_capacity(members.len());
-        for m in &members {
-            let at = paths
-                .iter()
-                .position(|p| *p == m.logical)
-                .unwrap_or_else(|| {
-                    paths.push(&m.logical);
-                    paths.len() - 1
-                });
-            path_of.push(at);
-        }
         // Reads stop at the deadline so that the token is still revoked in time.
         let answers = ctx
             .before_deadline(join_all(
@@ -308,7 +167,7 @@ fn take_field(body: &str, m: &Planned<'_>, server: &str) -> Result<SecretValue, 
         Err(why) => {
             let logical = &m.logical;
             let err = match why {
-                Extract::NoData => VaultError::new(
+                Extract::NoData => Failure::new(
                     ErrorKind::NotFound,
                     format!("secret not found: GET {logical} at {server} returned no data"),
                 )
@@ -324,13 +183,13 @@ fn take_field(body: &str, m: &Planned<'_>, server: &str) -> Result<SecretValue, 
                     } else {
                         "deleted or destroyed".to_owned()
                     };
-                    VaultError::new(
+                    Failure::new(
                         ErrorKind::NotFound,
                         format!("secret not found: the latest version of {logical} at {server} is {state}"),
                     )
                     .with_fix("undelete it (`vault kv undelete`) or write a new version")
                 }
-                Extract::NotAMap => VaultError::new(
+                Extract::NotAMap => Failure::new(
                     ErrorKind::InvalidSpec,
                     format!("data for key {logical} cannot be coerced to 'map[string]any'"),
                 )
@@ -346,7 +205,7 @@ fn take_field(body: &str, m: &Planned<'_>, server: &str) -> Result<SecretValue, 
                             fields.join(", ")
                         )
                     };
-                    VaultError::new(
+                    Failure::new(
                         ErrorKind::NotFound,
                         format!(
                             "secret not found: field {:?} is not in {logical} at {server}",
@@ -355,11 +214,11 @@ fn take_field(body: &str, m: &Planned<'_>, server: &str) -> Result<SecretValue, 
                     )
                     .with_fix(fix)
                 }
-                Extract::FieldNull => VaultError::new(
+                Extract::FieldNull => Failure::new(
                     ErrorKind::NotFound,
                     format!("secret not found: field {:?} of {logical} at {server} is null", m.field),
                 ),
-                Extract::Malformed(what) => VaultError::new(
+                Extract::Malformed(what) => Failure::new(
                     ErrorKind::Unexpected,
                     format!("the answer to GET {logical} at {server} is malformed: {what}"),
                 ),
@@ -371,8 +230,8 @@ fn take_field(body: &str, m: &Planned<'_>, server: &str) -> Result<SecretValue, 
 
 #[async_trait]
 impl SecretProvider for VaultProvider {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Vault
+    fn descriptor(&self) -> &'static dyn ProviderDescriptor {
+        &DESCRIPTOR
     }
 
     #[instrument(skip_all, fields(secrets = requests.len()))]
@@ -381,33 +240,16 @@ impl SecretProvider for VaultProvider {
         requests: &[SecretRequest],
         ctx: &ResolveContext,
     ) -> Vec<Result<Resolved, Error>> {
-        let mut results: Vec<Option<Result<Resolved, Error>>> =
-            requests.iter().map(|_| None).collect();
+        let mut results = Slots::new(requests.len());
 
         // 1-2. Offline checks, then groups by identity, in request order.
-        let mut groups: Vec<Group<'_>> = Vec::new();
-        let mut group_of: HashMap<IdentityKey<'_>, usize> = HashMap::new();
-        for (index, request) in requests.iter().enumerate() {
-            match Self::plan(index, request) {
-                Err(e) => results[index] = Some(Err(e)),
-                Ok((key, auth_path, server, planned)) => match group_of.get(&key) {
-                    Some(&g) => groups[g].members.push(planned),
-                    None => {
-                        group_of.insert(key.clone(), groups.len());
-                        groups.push(Group {
-                            key,
-                            auth_path,
-                            server,
-                            members: vec![planned],
-                        });
-                    }
-                },
-            }
+        let (groups, failed) = group(requests.iter().map(|r| (r.variable.as_str(), &r.secret)));
+        for (index, err) in failed {
+            results.fill(index, Err(err));
         }
-        drop(group_of);
 
         // One client per server URL.
-        let mut clients: HashMap<&str, Result<Arc<ServerClient>, VaultError>> = HashMap::new();
+        let mut clients: HashMap<&str, Result<Arc<ServerClient>, Failure>> = HashMap::new();
         for group in &groups {
             if !clients.contains_key(group.key.url) {
                 let client = ServerClient::connect(&group.server, &self.tls, ctx)
@@ -432,19 +274,8 @@ impl SecretProvider for VaultProvider {
             }
         });
         for (index, result) in join_all(runs).await.into_iter().flatten() {
-            results[index] = Some(result);
+            results.fill(index, result);
         }
-
-        results
-            .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| {
-                    Err(Error::new(
-                        ErrorKind::Unexpected,
-                        "the secret was not resolved",
-                    ))
-                })
-            })
-            .collect()
+        results.into_results()
     }
 }

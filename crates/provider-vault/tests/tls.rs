@@ -10,8 +10,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
-use secrets_core::{ErrorKind, RequestKind, SecretProvider};
-use std::collections::HashMap;
+use secrets_core::{ErrorKind, SecretProvider};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -166,11 +165,8 @@ async fn answer<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     }
 }
 
-fn env(
-    pairs: Vec<(&'static str, String)>,
-) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
-    let map: HashMap<&'static str, String> = pairs.into_iter().collect();
-    move |name: &str| map.get(name).cloned()
+fn env(pairs: Vec<(&'static str, String)>) -> secrets_core::Environment {
+    pairs.into_iter().collect()
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
@@ -216,7 +212,7 @@ async fn an_unknown_ca_says_how_to_trust_the_server() {
     assert!(text.contains("certificate"), "{text}");
     assert!(text.contains("VAULT_CACERT"), "{text}");
     assert_eq!(
-        ctx.requests.get(RequestKind::VaultLogin),
+        ctx.requests.get(provider_vault::requests::LOGIN),
         1,
         "a TLS failure is not retried"
     );

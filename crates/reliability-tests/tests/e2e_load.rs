@@ -143,12 +143,10 @@ async fn run(env: E2eEnv) {
             aws_secret(&format!("{prefix}/{i:04}"), Some("value"), "us-east-1"),
         );
     }
-    let options = secrets_resolver::ResolveOptions {
-        request_timeout: Duration::from_secs(30),
-        deadline: Duration::from_secs(300),
-        max_concurrency: CONCURRENCY,
-        ..secrets_resolver::ResolveOptions::default()
-    };
+    let options = secrets_resolver::ResolveOptions::default()
+        .with_request_timeout(Duration::from_secs(30))
+        .with_deadline(Duration::from_secs(300))
+        .with_max_concurrency(CONCURRENCY);
     let resolve_started = Instant::now();
     let result = resolver(&aws_proxy.url(), options)
         .resolve(&all, &Default::default())

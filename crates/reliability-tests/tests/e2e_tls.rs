@@ -153,14 +153,8 @@ fn resolver_with(provider: provider_vault::VaultProvider) -> Resolver {
         .build()
 }
 
-fn env_of(pairs: &[(&'static str, String)]) -> impl provider_vault::Env + 'static {
-    let pairs = pairs.to_vec();
-    move |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.clone())
-    }
+fn env_of(pairs: &[(&'static str, String)]) -> secrets_core::Environment {
+    pairs.iter().map(|(k, v)| (*k, v.clone())).collect()
 }
 
 #[derive(Clone, Default)]

@@ -234,11 +234,9 @@ async fn the_deadline_bounds_a_resolution_whose_server_stalls() {
     bounded(async {
         let server = RawServer::start(|_, _| Action::Stall).await;
         let url = server.url();
-        let options = secrets_resolver::ResolveOptions {
-            request_timeout: Duration::from_secs(30),
-            deadline: Duration::from_secs(2),
-            ..fast_options()
-        };
+        let options = fast_options()
+            .with_request_timeout(Duration::from_secs(30))
+            .with_deadline(Duration::from_secs(2));
         let started = Instant::now();
         let result = resolver(&url, options)
             .resolve(&one_vault(&url, "DB_PASSWORD"), &Default::default())
@@ -256,11 +254,9 @@ async fn the_deadline_stops_reads_but_the_vault_token_is_still_revoked() {
     bounded(async {
         let server = vault_with_stalled_read().await;
         let url = server.uri();
-        let options = secrets_resolver::ResolveOptions {
-            request_timeout: Duration::from_secs(20),
-            deadline: Duration::from_secs(1),
-            ..fast_options()
-        };
+        let options = fast_options()
+            .with_request_timeout(Duration::from_secs(20))
+            .with_deadline(Duration::from_secs(1));
         let started = Instant::now();
         let result = resolver(&url, options)
             .resolve(&one_vault(&url, "DB_PASSWORD"), &Default::default())

@@ -591,7 +591,7 @@ fn debug_of_every_type_holding_a_secret_is_redacted() {
     let id = auth_oidc::IdToken::parse(&token).expect("a JWT");
     check("IdToken", format!("{id:?} {id:#?}"));
     let vault = provider_vault::VaultProviderBuilder::new()
-        .with_env(|_: &str| None)
+        .with_env(secrets_core::Environment::default())
         .with_revoke_token(true);
     check("VaultProviderBuilder", format!("{vault:?}"));
     check(

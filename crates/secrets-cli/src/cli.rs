@@ -18,7 +18,7 @@ Examples:
   ci-secrets check --ci-config .gitlab-ci.yml
 
   # Explain an ID token (never printed) against a Vault role or an AWS trust policy
-  ci-secrets doctor --token-var VAULT_ID_TOKEN --vault-role ci
+  ci-secrets doctor --token-var VAULT_ID_TOKEN --for vault=ci
 
   # Temporary AWS credentials from the ID token in $AWS_ID_TOKEN for $AWS_ROLE_ARN
   eval \"$(ci-secrets aws-credentials --format shell)\"
@@ -164,12 +164,11 @@ pub struct DoctorArgs {
     /// The environment variable holding the token; without it the token is read from stdin.
     #[arg(long, value_name = "NAME")]
     pub token_var: Option<String>,
-    /// Show the bound claims a Vault JWT role needs to admit this token.
-    #[arg(long, value_name = "ROLE")]
-    pub vault_role: Option<String>,
-    /// Show the trust policy an AWS role needs to admit this token.
-    #[arg(long, value_name = "ARN")]
-    pub aws_role_arn: Option<String>,
+    /// Show what a provider's server side needs to admit this token, as
+    /// `PROVIDER=TARGET`: `vault=ROLE` (the bound claims of a Vault JWT role),
+    /// `aws_secrets_manager=ROLE_ARN` (an AWS role's trust policy), ... Repeatable.
+    #[arg(long = "for", value_name = "PROVIDER=TARGET", value_parser = parse_target)]
+    pub targets: Vec<(String, String)>,
     /// `text` or `json`.
     #[arg(long, value_enum, default_value = "text")]
     pub format: CheckFormat,
@@ -294,6 +293,18 @@ pub struct GetArgs {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub tuning: TuningArgs,
+}
+
+/// `PROVIDER=TARGET` of `doctor --for`.
+fn parse_target(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((provider, target)) if !provider.is_empty() && !target.is_empty() => {
+            Ok((provider.to_owned(), target.to_owned()))
+        }
+        _ => Err(format!(
+            "expected PROVIDER=TARGET, e.g. vault=ci or aws_secrets_manager=arn:aws:iam::123456789012:role/ci, got {text:?}"
+        )),
+    }
 }
 
 #[cfg(test)]

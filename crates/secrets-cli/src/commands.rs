@@ -8,8 +8,8 @@ use crate::input::{self, CliError};
 use crate::output::{self, Delivered};
 use crate::supervise::{Signals, supervise};
 use auth_oidc::{IdToken, SystemClock};
-use secrets_core::JobPayload;
 use secrets_core::materialise::SecretFiles;
+use secrets_core::{JobPayload, ProviderKind, TrustHint};
 use secrets_resolver::{Plan, Report, Resolution, ResolveFailure, ResolveOptions, Resolver};
 use std::path::Path;
 use std::time::Duration;
@@ -37,13 +37,14 @@ pub async fn run(command: Command, env: &ProcessEnv) -> u8 {
 pub(crate) fn build_resolver(
     payload: &JobPayload,
     tuning: &TuningArgs,
+    env: &ProcessEnv,
 ) -> Result<Resolver, CliError> {
-    let mut options = ResolveOptions::from_job_variables(&payload.variables);
-    options.request_timeout = Duration::from_secs(tuning.request_timeout.max(1));
-    options.deadline = Duration::from_secs(tuning.deadline.max(1));
-    options.max_concurrency = tuning.max_concurrency.max(1);
+    let options = ResolveOptions::from_job_variables(&payload.variables)
+        .with_request_timeout(Duration::from_secs(tuning.request_timeout.max(1)))
+        .with_deadline(Duration::from_secs(tuning.deadline.max(1)))
+        .with_max_concurrency(tuning.max_concurrency);
     let builder = Resolver::builder()
-        .with_default_providers()
+        .with_default_providers_from(env)
         .map_err(|e| CliError::config(e.to_string()))?;
     Ok(builder.with_options(options).build())
 }
@@ -51,8 +52,9 @@ pub(crate) fn build_resolver(
 pub(crate) async fn resolve_or_report(
     payload: &JobPayload,
     tuning: &TuningArgs,
+    env: &ProcessEnv,
 ) -> Result<Resolution, CliError> {
-    let resolver = build_resolver(payload, tuning)?;
+    let resolver = build_resolver(payload, tuning, env)?;
     match resolver.resolve_payload(payload).await {
         Ok(resolution) => {
             summarise(&resolution.report);
@@ -140,7 +142,7 @@ pub(crate) fn deliver(
 
 async fn resolve(args: ResolveArgs, env: &ProcessEnv) -> Result<u8, CliError> {
     let payload = input::load(&args.input, env)?;
-    let resolution = resolve_or_report(&payload, &args.tuning).await?;
+    let resolution = resolve_or_report(&payload, &args.tuning, env).await?;
     let mut files = None;
     let delivered = deliver(&resolution, &mut files, args.files_dir.as_deref())?;
     let rendered = output::render(args.format, &delivered, &resolution.report);
@@ -157,7 +159,7 @@ async fn exec(args: ExecArgs, env: &ProcessEnv) -> Result<u8, CliError> {
     // it comes before the child starts, delivered to it at once) and never skips the cleanup.
     let signals = Signals::listen()?;
     let payload = input::load(&args.input, env)?;
-    let resolution = resolve_or_report(&payload, &args.tuning).await?;
+    let resolution = resolve_or_report(&payload, &args.tuning, env).await?;
     let mut files = None;
     let delivered = deliver(&resolution, &mut files, None)?;
     drop(resolution);
@@ -271,16 +273,14 @@ fn token_warnings(payload: &JobPayload) -> Vec<String> {
     let vars = secrets_core::Variables::new(payload.variables.clone());
     let mut out = Vec::new();
     for (key, secret) in &payload.secrets {
-        let reference = if let Some(v) = &secret.vault {
-            v.server.auth.data_str("jwt")
-        } else {
-            secret.aws_secrets_manager.as_ref().and_then(|a| {
-                let role = secrets_core::payload::non_empty(&a.role_arn)
-                    .or(secrets_core::payload::non_empty(&a.server.role_arn));
-                role.map(|_| a.server.jwt.clone())
-            })
+        let [kind] = secret.providers()[..] else {
+            continue;
         };
-        let Some(reference) = reference else { continue };
+        let Some(reference) =
+            secrets_resolver::descriptor_for(kind).and_then(|d| d.id_token(secret))
+        else {
+            continue;
+        };
         if vars.expand(&reference).is_empty() {
             let reference = secrets_core::payload::token_reference(&reference);
             out.push(format!(
@@ -313,35 +313,26 @@ fn doctor(args: DoctorArgs, env: &ProcessEnv) -> Result<u8, CliError> {
         .err()
         .map(|e| e.to_string());
     let claim = |name: &str| claims.get_str(name).unwrap_or_else(|| "(none)".to_owned());
-    let issuer_host = claims.issuer_host().unwrap_or_default();
 
-    let mut vault_hint = None;
-    if let Some(role) = &args.vault_role {
-        let bound: serde_json::Map<String, serde_json::Value> =
-            ["project_path", "ref", "ref_type", "ref_protected"]
-                .into_iter()
-                .filter_map(|k| claims.get_str(k).map(|v| (k.to_owned(), v.into())))
-                .collect();
-        vault_hint = Some(serde_json::json!({
-            "role": role,
-            "bound_audiences": claims.aud.as_ref().map(|a| a.as_slice().to_vec()).unwrap_or_default(),
-            "bound_claims_type": "glob",
-            "bound_claims": bound,
-            "bound_issuer": claims.iss,
-        }));
-    }
-    let mut aws_hint = None;
-    if let Some(arn) = &args.aws_role_arn {
-        let account = arn.split(':').nth(4).unwrap_or("ACCOUNT");
-        aws_hint = Some(serde_json::json!({
-            "role_arn": arn,
-            "Principal": {"Federated": format!("arn:aws:iam::{account}:oidc-provider/{issuer_host}")},
-            "Action": "sts:AssumeRoleWithWebIdentity",
-            "Condition": {"StringEquals": {
-                format!("{issuer_host}:aud"): claim("aud"),
-                format!("{issuer_host}:sub"): claim("sub"),
-            }},
-        }));
+    let mut hints: Vec<(String, TrustHint)> = Vec::new();
+    for (provider, target) in &args.targets {
+        let descriptor = ProviderKind::from_keyword(provider)
+            .and_then(secrets_resolver::descriptor_for)
+            .ok_or_else(|| {
+                let known: Vec<&str> = secrets_resolver::descriptors()
+                    .map(|d| d.kind().keyword())
+                    .collect();
+                CliError::config(format!(
+                    "--for {provider}={target}: no provider {provider:?} in this build; use one of: {}",
+                    known.join(", ")
+                ))
+            })?;
+        let hint = descriptor.trust_hint(claims, target).ok_or_else(|| {
+            CliError::config(format!(
+                "--for {provider}={target}: {provider} does not log in with an ID token"
+            ))
+        })?;
+        hints.push((provider.clone(), hint));
     }
     match args.format {
         CheckFormat::Json => {
@@ -351,7 +342,7 @@ fn doctor(args: DoctorArgs, env: &ProcessEnv) -> Result<u8, CliError> {
                 "remaining_secs": remaining, "expired": expired,
                 "project_path": claims.get_str("project_path"), "ref": claims.get_str("ref"),
                 "ref_type": claims.get_str("ref_type"), "ref_protected": claims.get_str("ref_protected"),
-                "vault_role": vault_hint, "aws_trust_policy": aws_hint,
+                "trust": hints.iter().map(|(p, h)| (p.clone(), serde_json::json!({"title": h.title, "settings": h.settings, "notes": h.notes}))).collect::<serde_json::Map<_, _>>(),
             });
             println!("{doc:#}");
         }
@@ -384,19 +375,11 @@ fn doctor(args: DoctorArgs, env: &ProcessEnv) -> Result<u8, CliError> {
                 }
                 (None, None) => println!("  expiry         (no exp claim)"),
             }
-            if let Some(hint) = &vault_hint {
-                println!(
-                    "\nA Vault JWT role admits this token when (bound_claims_type=glob):\n{hint:#}"
-                );
-                println!(
-                    "Vault 1.17+ refuses tokens whose aud is not in bound_audiences (HTTP 400 on login)."
-                );
-            }
-            if let Some(hint) = &aws_hint {
-                println!("\nAn AWS role trust policy admits this token with:\n{hint:#}");
-                println!(
-                    "STS refuses (AccessDenied) when the OIDC provider, aud or sub do not match."
-                );
+            for (_, hint) in &hints {
+                println!("\n{}:\n{:#}", hint.title, hint.settings);
+                for note in &hint.notes {
+                    println!("{note}");
+                }
             }
         }
     }

@@ -61,7 +61,7 @@ pub async fn run(args: GetArgs, env: &ProcessEnv) -> Result<u8, CliError> {
         code: e.code,
         message: format!("{}: {}", args.reference, e.message),
     })?;
-    let resolver = build_resolver(&payload, &args.tuning)?;
+    let resolver = build_resolver(&payload, &args.tuning, env)?;
     let mut resolution = resolver
         .resolve_payload(&payload)
         .await

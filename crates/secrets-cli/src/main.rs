@@ -22,8 +22,8 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    init_logging(cli.verbose, cli.quiet);
     let env = env::ProcessEnv::capture();
+    init_logging(cli.verbose, cli.quiet, &env);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -39,22 +39,10 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Dependencies whose debug output may quote service messages or headers.
-const CHATTY_DEPENDENCIES: &[&str] = &[
-    "aws_smithy_runtime",
-    "aws_smithy_runtime_api",
-    "aws_smithy_http_client",
-    "aws_config",
-    "aws_sdk_secretsmanager",
-    "aws_sdk_sts",
-    "hyper",
-    "hyper_util",
-    "h2",
-    "reqwest",
-    "rustls",
-];
+/// HTTP crates whose debug output may quote headers; the providers add their own SDKs.
+const CHATTY_HTTP_CRATES: &[&str] = &["hyper", "hyper_util", "h2", "reqwest", "rustls"];
 
-fn init_logging(verbose: u8, quiet: bool) {
+fn init_logging(verbose: u8, quiet: bool, env: &env::ProcessEnv) {
     use tracing_subscriber::EnvFilter;
     let ours = match (quiet, verbose) {
         (true, _) => "warn",
@@ -63,17 +51,21 @@ fn init_logging(verbose: u8, quiet: bool) {
         (false, _) => "trace",
     };
     let others = if verbose >= 3 { "debug" } else { "warn" };
-    let default = format!(
-        "{others},ci_secrets={ours},secrets_resolver={ours},secrets_core={ours},provider_vault={ours},provider_aws_sm={ours},auth_oidc={ours}"
+    let (provider_targets, quiet_targets) = secrets_resolver::log_targets();
+    let mut default = format!(
+        "{others},ci_secrets={ours},secrets_resolver={ours},secrets_core={ours},provider_http={ours},auth_oidc={ours}"
     );
-    let user = std::env::var("CI_SECRETS_LOG").ok();
+    for target in provider_targets {
+        default.push_str(&format!(",{target}={ours}"));
+    }
+    let user = env.get("CI_SECRETS_LOG").map(str::to_owned);
     let mut filter = user
         .as_deref()
         .and_then(|u| EnvFilter::try_new(u).ok())
         .unwrap_or_else(|| EnvFilter::new(&default));
     // At debug and trace levels the AWS SDK prints service error messages verbatim, and HTTP
     // crates print more than we vouch for: they stay at info unless named explicitly.
-    for target in CHATTY_DEPENDENCIES {
+    for target in CHATTY_HTTP_CRATES.iter().chain(&quiet_targets) {
         if !user.as_deref().unwrap_or_default().contains(target)
             && let Ok(directive) = format!("{target}=info").parse()
         {

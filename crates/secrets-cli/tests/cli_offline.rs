@@ -44,7 +44,7 @@ fn check_prints_the_plan_offline() {
         .assert()
         .success()
         .stdout(predicate::str::contains(
-            "job multi-region-deployment: 2 secrets, 2 logins, 0 reads, 2 batches",
+            "job multi-region-deployment: 2 secrets, 2 logins, 2 reads, 0 batches",
         ))
         .stdout(predicate::str::contains(
             "token $EU_AWS_TOKEN expands to nothing",
@@ -252,7 +252,7 @@ fn empty_and_expired_tokens_fail_before_any_request_and_leave_no_files() {
         cmd.assert()
     };
     run(None).code(2).stderr(predicate::str::contains(
-        "X (vault kv-v2 m/a field b, token $VAULT_ID_TOKEN): the ID token is empty",
+        "X (vault kv-v2 mount m path a field b at http://127.0.0.1:9, token $VAULT_ID_TOKEN): the ID token is empty",
     ));
     let expired = jwt(r#"{"aud":"x","exp":1000}"#);
     run(Some(expired))
@@ -273,10 +273,10 @@ fn doctor_explains_a_token_without_printing_it() {
             "doctor",
             "--token-var",
             "AWS_ID_TOKEN",
-            "--aws-role-arn",
-            "arn:aws:iam::123456789012:role/ci",
-            "--vault-role",
-            "ci",
+            "--for",
+            "aws_secrets_manager=arn:aws:iam::123456789012:role/ci",
+            "--for",
+            "vault=ci",
         ])
         .env("AWS_ID_TOKEN", &token)
         .assert()

@@ -4,11 +4,16 @@
 //! - [`gitlab_ci`]: a job's `secrets:` read from `.gitlab-ci.yml` and normalised the way
 //!   GitLab's server does it, producing the same payload.
 //! - [`expand`]: Go `os.Expand` compatible variable expansion, applied per provider field.
-//! - [`provider`]: the object-safe [`SecretProvider`] trait that provider crates implement.
+//! - [`provider`]: the object-safe [`SecretProvider`] trait that provider crates implement,
+//!   and [`describe`]: the offline [`ProviderDescriptor`] each of them registers beside it.
+//! - [`context`], [`requests`], [`environment`]: what a resolution shares with its providers.
 //! - [`value`]: [`SecretValue`], a resolved value that never prints itself.
 //! - [`materialise`]: resolved secrets as job variables and as private files.
 //! - [`masking`]: whether GitLab could mask a value.
 
+pub mod context;
+pub mod describe;
+pub mod environment;
 pub mod error;
 pub mod expand;
 pub mod gitlab_ci;
@@ -16,16 +21,18 @@ pub mod masking;
 pub mod materialise;
 pub mod payload;
 pub mod provider;
+pub mod requests;
 pub mod value;
 pub mod variables;
 
 mod redact;
 
+pub use context::{DeadlinePassed, ResolveContext, RetryPolicy};
+pub use describe::{PlannedIdentity, ProviderDescriptor, TrustHint};
+pub use environment::Environment;
 pub use error::{Error, ErrorKind, FailureReason, Result};
 pub use payload::{JobPayload, ProviderKind, Secret, Secrets};
-pub use provider::{
-    DeadlinePassed, RequestCounter, RequestKind, ResolveContext, Resolved, RetryPolicy,
-    SecretProvider, SecretRequest,
-};
+pub use provider::{Resolved, SecretProvider, SecretRequest};
+pub use requests::{RequestCounter, RequestKind, RequestRole};
 pub use value::SecretValue;
 pub use variables::{JobVariable, Variables};

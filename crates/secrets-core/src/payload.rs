@@ -72,6 +72,11 @@ impl ProviderKind {
         }
     }
 
+    /// The provider of a keyword (`vault`, `aws_secrets_manager`, ...).
+    pub fn from_keyword(keyword: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.keyword() == keyword)
+    }
+
     /// The resolver name GitLab Runner prints in `Using "<name>" secret resolver...`.
     pub fn resolver_name(self) -> &'static str {
         match self {
@@ -194,7 +199,7 @@ impl fmt::Debug for Secret {
             d.field("gitlab_secrets_manager", v);
         }
         d.field("file", &self.file)
-            .field("token", &self.token)
+            .field("token", &self.token.as_deref().map(token_reference))
             .field("unknown", &self.unknown.keys().collect::<Vec<_>>())
             .finish()
     }

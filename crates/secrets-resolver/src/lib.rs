@@ -15,19 +15,23 @@
 //! # let _ = variables; Ok(()) }
 //! ```
 //!
-//! Providers are compiled in by cargo feature (`vault`, `aws-sm`, both default) and
+//! Providers are compiled in by cargo feature (see [`compiled_providers`]; all default) and
 //! registered explicitly by [`ResolverBuilder::with_default_providers`] or
-//! [`ResolverBuilder::with_provider`].
+//! [`ResolverBuilder::with_provider`]. Each brings its offline description
+//! ([`secrets_core::ProviderDescriptor`]), which [`Plan`], the token checks and the report
+//! use, so that nothing here knows a provider but the one registration table.
 
 mod options;
 mod plan;
 mod registry;
 mod report;
 mod resolver;
+mod tuning;
 
 pub use options::ResolveOptions;
-pub use plan::{Plan, PlannedIdentity};
-pub use registry::{compiled_providers, feature_for};
+pub use plan::Plan;
+pub use registry::{compiled_providers, descriptor_for, descriptors, feature_for, log_targets};
 pub use report::{Outcome, Report, ResolveFailure, SecretReport};
 pub use resolver::{Resolution, Resolver, ResolverBuilder};
 pub use secrets_core;
+pub use secrets_core::PlannedIdentity;

@@ -6,6 +6,7 @@ use std::time::Duration;
 /// How a resolution behaves. [`Default`] matches GitLab Runner where the runner has a
 /// setting, and adds timeouts and bounded concurrency where it has none.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ResolveOptions {
     /// `FF_SECRET_RESOLVING_FAILS_IF_MISSING` (default true): a missing secret fails the job.
     /// When false, the variable is created empty, as the runner does.

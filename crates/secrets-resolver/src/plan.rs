@@ -1,16 +1,15 @@
-//! The offline plan: which identities log in and how many reads and batches a job's secrets
-//! cost, computed from the payload before expansion (so it never holds a token).
+//! The offline plan: which identities log in and which requests a job's secrets cost,
+//! computed from the payload before expansion (so it never holds a token) by each provider's
+//! own planning, the code its live path groups and batches with.
 
-use secrets_core::payload::{non_empty, token_reference};
-use secrets_core::{ProviderKind, Secrets};
+use crate::registry::descriptor_for;
+use secrets_core::{PlannedIdentity, ProviderKind, Secret, Secrets};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
-
-/// At most this many secret ids go into one `BatchGetSecretValue`.
-pub const AWS_BATCH_SIZE: usize = 20;
+use std::collections::BTreeMap;
 
 /// What resolving a job's secrets will cost.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Plan {
     /// Secrets in the job.
     pub secrets: usize,
@@ -18,138 +17,60 @@ pub struct Plan {
     pub providers: BTreeMap<String, usize>,
     /// One entry per login identity.
     pub identities: Vec<PlannedIdentity>,
-    /// Vault logins plus STS calls.
-    pub logins: usize,
-    /// Single reads (Vault reads and `GetSecretValue`).
-    pub reads: usize,
-    /// `BatchGetSecretValue` calls.
-    pub batches: usize,
+    /// Requests by report key (the keys of [`crate::Report::requests`]).
+    pub requests: BTreeMap<String, u64>,
+    /// Requests that log in (Vault logins, STS calls, ...).
+    pub logins: u64,
+    /// Single reads.
+    pub reads: u64,
+    /// Batch reads.
+    pub batches: u64,
     /// Secrets skipped because no resolver handles them.
     pub skipped: Vec<String>,
-}
-
-/// One login identity and what it reads.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PlannedIdentity {
-    /// The provider keyword.
-    pub provider: String,
-    /// Server, auth path and role, or region and role: never a token.
-    pub identity: String,
-    /// The variables this identity resolves.
-    pub variables: Vec<String>,
-    /// 1 when the identity logs in (Vault, or AWS with a role), else 0.
-    pub logins: usize,
-    /// Distinct single reads.
-    pub reads: usize,
-    /// Batch calls.
-    pub batches: usize,
-}
-
-#[derive(Default)]
-struct Group {
-    variables: Vec<String>,
-    reads: BTreeSet<String>,
-    batched: BTreeSet<String>,
-    logs_in: bool,
+    /// Secrets whose provider is not compiled in or not supported (they will fail).
+    pub unsupported: Vec<String>,
 }
 
 impl Plan {
-    /// The plan for `secrets` as GitLab sends them (before expansion).
+    /// The plan for `secrets` as GitLab sends them (before expansion), by the providers
+    /// compiled into this build.
     pub fn of(secrets: &Secrets) -> Self {
         let mut plan = Plan {
             secrets: secrets.len(),
             ..Plan::default()
         };
-        let mut groups: BTreeMap<(String, String), Group> = BTreeMap::new();
+        let mut by_kind: BTreeMap<ProviderKind, Vec<(&str, &Secret)>> = BTreeMap::new();
         for (key, secret) in secrets {
-            let providers = secret.providers();
-            let Some(kind) = providers.first() else {
-                plan.skipped.push(key.clone());
-                continue;
-            };
-            *plan.providers.entry(kind.keyword().to_owned()).or_default() += 1;
-            match kind {
-                ProviderKind::Vault => {
-                    let v = secret.vault.as_ref().expect("providers() said vault");
-                    let identity = format!(
-                        "{} namespace {} auth {} role {} token {}",
-                        v.server.url,
-                        v.server.namespace.as_deref().unwrap_or("(root)"),
-                        v.server.auth.path,
-                        v.server
-                            .auth
-                            .data_str("role")
-                            .unwrap_or_else(|| "(default)".into()),
-                        token_reference(&v.server.auth.data_str("jwt").unwrap_or_default()),
-                    );
-                    let group = groups.entry((kind.keyword().into(), identity)).or_default();
-                    group.logs_in = true;
-                    group.variables.push(key.clone());
-                    group
-                        .reads
-                        .insert(format!("{} {}/{}", v.engine.name, v.engine.path, v.path));
+            match secret.providers().as_slice() {
+                [] => plan.skipped.push(key.clone()),
+                [kind] => {
+                    *plan.providers.entry(kind.keyword().to_owned()).or_default() += 1;
+                    by_kind.entry(*kind).or_default().push((key, secret));
                 }
-                ProviderKind::AwsSecretsManager => {
-                    let a = secret
-                        .aws_secrets_manager
-                        .as_ref()
-                        .expect("providers() said aws");
-                    let region = non_empty(&a.region).unwrap_or(&a.server.region);
-                    let role = non_empty(&a.role_arn).or(non_empty(&a.server.role_arn));
-                    let identity = match role {
-                        Some(role) => format!(
-                            "{region} role {role} session {} token {}",
-                            non_empty(&a.role_session_name)
-                                .or(non_empty(&a.server.role_session_name))
-                                .unwrap_or("(default)"),
-                            token_reference(&a.server.jwt)
-                        ),
-                        None => format!("{region} default credential chain"),
-                    };
-                    let group = groups.entry((kind.keyword().into(), identity)).or_default();
-                    group.logs_in = role.is_some();
-                    group.variables.push(key.clone());
-                    let pinned =
-                        non_empty(&a.version_id).is_some() || non_empty(&a.version_stage).is_some();
-                    if pinned {
-                        group.reads.insert(format!(
-                            "{} {} {}",
-                            a.secret_id,
-                            a.version_id.as_deref().unwrap_or_default(),
-                            a.version_stage.as_deref().unwrap_or_default()
-                        ));
-                    } else {
-                        group.batched.insert(a.secret_id.clone());
-                    }
-                }
-                other => {
-                    let group = groups
-                        .entry((other.keyword().into(), "not supported by this tool".into()))
-                        .or_default();
-                    group.variables.push(key.clone());
-                }
+                _ => plan.unsupported.push(key.clone()),
             }
         }
-        for ((provider, identity), group) in groups {
-            let batches = group.batched.len().div_ceil(AWS_BATCH_SIZE);
-            let entry = PlannedIdentity {
-                provider,
-                identity,
-                variables: group.variables,
-                logins: usize::from(group.logs_in),
-                reads: group.reads.len(),
-                batches,
+        for (kind, secrets) in by_kind {
+            let Some(descriptor) = descriptor_for(kind) else {
+                plan.unsupported
+                    .extend(secrets.iter().map(|(k, _)| (*k).to_owned()));
+                continue;
             };
-            plan.logins += entry.logins;
-            plan.reads += entry.reads;
-            plan.batches += entry.batches;
-            plan.identities.push(entry);
+            for identity in descriptor.plan(&secrets) {
+                for (key, count) in &identity.requests {
+                    *plan.requests.entry(key.clone()).or_default() += count;
+                }
+                plan.logins += identity.logins;
+                plan.reads += identity.reads;
+                plan.batches += identity.batches;
+                plan.identities.push(identity);
+            }
         }
         plan
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "vault", feature = "aws-sm"))]
 mod tests {
     use super::*;
     use secrets_core::JobPayload;
@@ -180,7 +101,7 @@ mod tests {
         secrets.insert("OLD".into(), serde_json::json!({"akeyless": {}}));
         secrets.insert(
             "LITERAL".into(),
-            serde_json::json!({"vault": {"server": {"url": "https://v", "auth": {"name": "jwt", "path": "jwt",
+            serde_json::json!({"vault": {"server": {"url": "https://user:pw@v", "auth": {"name": "jwt", "path": "jwt",
                 "data": {"jwt": "eyJ.canary-literal.sig"}}}, "engine": {"name": "kv-v2", "path": "secret"},
                 "path": "x", "field": "f"}}),
         );
@@ -190,6 +111,7 @@ mod tests {
         assert_eq!(plan.secrets, 53);
         assert_eq!(plan.identities.len(), 3);
         assert_eq!((plan.logins, plan.reads, plan.batches), (3, 5 + 1 + 1, 2));
+        assert_eq!(plan.requests["vault_revoke"], 2);
         assert_eq!(plan.skipped, ["OLD"]);
         assert_eq!(plan.providers["vault"], 21);
         let printed = serde_json::to_string(&plan).unwrap();
@@ -197,5 +119,20 @@ mod tests {
             printed.contains("token $AWS_ID_TOKEN"),
             "references, not tokens"
         );
+        assert!(
+            !printed.contains("canary-literal") && !printed.contains("user:pw"),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn a_lone_current_aws_secret_is_one_get() {
+        let payload: JobPayload = serde_json::from_value(serde_json::json!({"secrets": {
+            "ONE": {"aws_secrets_manager": {"secret_id": "s", "server": {"region": "us-east-1"}}}
+        }}))
+        .unwrap();
+        let plan = Plan::of(&payload.secrets);
+        assert_eq!(plan.requests.get("sm_get"), Some(&1));
+        assert_eq!(plan.requests.get("sm_batch_get"), None);
     }
 }

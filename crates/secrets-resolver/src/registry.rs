@@ -1,48 +1,96 @@
-//! Which providers this build has, by cargo feature.
+//! The one registration table: every provider this facade knows, the cargo feature that
+//! compiles it in and, when compiled, its offline description and its builder. Nothing else
+//! in the resolver or the CLI names a provider.
 
-use secrets_core::ProviderKind;
+use secrets_core::{Environment, Error, ProviderDescriptor, ProviderKind, SecretProvider};
+use std::sync::Arc;
+
+/// Builds a provider from the resolving process's environment snapshot.
+type Build = fn(&Environment) -> Result<Arc<dyn SecretProvider>, Error>;
+
+/// One provider of the table.
+#[derive(Debug, Clone, Copy)]
+struct Registration {
+    kind: ProviderKind,
+    feature: &'static str,
+    compiled: Option<(&'static dyn ProviderDescriptor, Build)>,
+}
+
+/// The table.
+const TABLE: &[Registration] = &[
+    Registration {
+        kind: ProviderKind::Vault,
+        feature: "vault",
+        #[cfg(feature = "vault")]
+        compiled: Some((&provider_vault::DESCRIPTOR, |env| {
+            Ok(Arc::new(
+                provider_vault::VaultProviderBuilder::new()
+                    .with_env(env.clone())
+                    .build()?,
+            ))
+        })),
+        #[cfg(not(feature = "vault"))]
+        compiled: None,
+    },
+    Registration {
+        kind: ProviderKind::AwsSecretsManager,
+        feature: "aws-sm",
+        #[cfg(feature = "aws-sm")]
+        compiled: Some((&provider_aws_sm::DESCRIPTOR, |env| {
+            Ok(Arc::new(
+                provider_aws_sm::AwsSecretsManagerBuilder::new()
+                    .with_env(env.clone())
+                    .build()?,
+            ))
+        })),
+        #[cfg(not(feature = "aws-sm"))]
+        compiled: None,
+    },
+];
 
 /// The cargo feature that compiles in `kind`, or `None` for providers this project does not
 /// implement yet.
 pub fn feature_for(kind: ProviderKind) -> Option<&'static str> {
-    match kind {
-        ProviderKind::Vault => Some("vault"),
-        ProviderKind::AwsSecretsManager => Some("aws-sm"),
-        _ => None,
-    }
+    TABLE.iter().find(|r| r.kind == kind).map(|r| r.feature)
 }
 
 /// The providers compiled into this build.
 pub fn compiled_providers() -> Vec<ProviderKind> {
-    let mut out = Vec::new();
-    if cfg!(feature = "aws-sm") {
-        out.push(ProviderKind::AwsSecretsManager);
-    }
-    if cfg!(feature = "vault") {
-        out.push(ProviderKind::Vault);
-    }
-    out
+    descriptors().map(|d| d.kind()).collect()
+}
+
+/// The descriptions of the providers compiled into this build.
+pub fn descriptors() -> impl Iterator<Item = &'static dyn ProviderDescriptor> {
+    TABLE.iter().filter_map(|r| r.compiled.map(|(d, _)| d))
+}
+
+/// The description of `kind`, when it is compiled in.
+pub fn descriptor_for(kind: ProviderKind) -> Option<&'static dyn ProviderDescriptor> {
+    descriptors().find(|d| d.kind() == kind)
+}
+
+/// The tracing targets of the compiled providers (their own crates), and the dependencies
+/// whose debug output must stay quiet unless asked for by name.
+pub fn log_targets() -> (Vec<&'static str>, Vec<&'static str>) {
+    let own = descriptors().flat_map(|d| d.log_targets().iter().copied());
+    let quiet = descriptors().flat_map(|d| d.quiet_log_targets().iter().copied());
+    (own.collect(), quiet.collect())
 }
 
 impl crate::ResolverBuilder {
-    /// Registers every provider compiled into this build, configured from the process
-    /// environment: Vault TLS settings (`VAULT_CACERT`, ...), the AWS credential chain and
-    /// endpoint overrides (`AWS_ENDPOINT_URL`, ...).
-    pub fn with_default_providers(self) -> Result<Self, secrets_core::Error> {
-        #[allow(unused_mut, reason = "no provider may be compiled in")]
-        let mut builder = self;
-        #[cfg(feature = "vault")]
-        {
-            builder = builder.with_provider(std::sync::Arc::new(
-                provider_vault::VaultProvider::from_env()?,
-            ));
+    /// Registers every provider compiled into this build, configured from a snapshot of the
+    /// process environment: Vault TLS settings (`VAULT_CACERT`, ...), the AWS credential
+    /// chain and endpoint overrides (`AWS_ENDPOINT_URL`, ...).
+    pub fn with_default_providers(self) -> Result<Self, Error> {
+        self.with_default_providers_from(&Environment::capture())
+    }
+
+    /// Registers every provider compiled into this build, configured from `env`, which the
+    /// resolution's providers also read (pass the snapshot the caller took once).
+    pub fn with_default_providers_from(mut self, env: &Environment) -> Result<Self, Error> {
+        for (_, build) in TABLE.iter().filter_map(|r| r.compiled) {
+            self = self.with_provider(build(env)?);
         }
-        #[cfg(feature = "aws-sm")]
-        {
-            builder = builder.with_provider(std::sync::Arc::new(
-                provider_aws_sm::AwsSecretsManagerProvider::builder().build()?,
-            ));
-        }
-        Ok(builder)
+        Ok(self.with_environment(env.clone()))
     }
 }

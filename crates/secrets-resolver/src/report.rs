@@ -1,6 +1,6 @@
 //! What a resolution did: per secret its outcome, per run the requests made. Never a value.
 
-use secrets_core::{Error, ErrorKind};
+use secrets_core::{Error, ErrorKind, FailureReason};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -8,6 +8,7 @@ use std::fmt;
 /// The outcome of one secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Outcome {
     /// Resolved.
     Resolved,
@@ -22,9 +23,9 @@ pub enum Outcome {
     /// Failed.
     Failed {
         /// The error kind.
-        kind: String,
+        kind: ErrorKind,
         /// The runner failure reason this maps to.
-        failure_reason: String,
+        failure_reason: FailureReason,
         /// The full message: variable, reference, problem and fix.
         message: String,
         /// Whether a retry may help.
@@ -35,8 +36,8 @@ pub enum Outcome {
 impl Outcome {
     pub(crate) fn failed(err: &Error) -> Self {
         Self::Failed {
-            kind: err.kind().as_str().to_owned(),
-            failure_reason: err.failure_reason().as_str().to_owned(),
+            kind: err.kind(),
+            failure_reason: err.failure_reason(),
             message: err.to_string(),
             retryable: err.is_retryable(),
         }
@@ -74,8 +75,8 @@ pub struct SecretReport {
 pub struct Report {
     /// Per secret, in payload order.
     pub secrets: Vec<SecretReport>,
-    /// Requests made, by kind (`vault_login`, `vault_read`, `vault_revoke`,
-    /// `sts_assume_role`, `sm_get`, `sm_batch_get`), every attempt included.
+    /// Requests made, by report key (each provider names its own kinds, e.g. `vault_login`;
+    /// see its `requests` module), every attempt included.
     pub requests: BTreeMap<String, u64>,
     /// Attempts of the whole stage.
     pub attempts: u32,
@@ -101,43 +102,42 @@ impl Report {
     pub fn worst_kind(&self) -> Option<ErrorKind> {
         self.failures()
             .filter_map(|s| match &s.outcome {
-                Outcome::Failed { kind, .. } => kind_from_str(kind),
+                Outcome::Failed { kind, .. } => Some(*kind),
                 _ => None,
             })
             .min()
     }
 }
 
-fn kind_from_str(kind: &str) -> Option<ErrorKind> {
-    [
-        ErrorKind::NotFound,
-        ErrorKind::PermissionDenied,
-        ErrorKind::Unauthenticated,
-        ErrorKind::InvalidSpec,
-        ErrorKind::InvalidConfig,
-        ErrorKind::RateLimited,
-        ErrorKind::Unavailable,
-        ErrorKind::Unexpected,
-    ]
-    .into_iter()
-    .find(|k| k.as_str() == kind)
-}
-
 /// A failed resolution: every secret's outcome, nothing materialised.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
+#[non_exhaustive]
 pub struct ResolveFailure {
     /// The report, listing every failed secret and its reason.
     pub report: Report,
+    /// The errors of the failed secrets, in payload order, for a runner that acts on their
+    /// kind, failure reason, variable and reference.
+    pub errors: Vec<Error>,
 }
 
 impl ResolveFailure {
+    /// The runner failure reason of the job: that of the most severe failure.
+    pub fn failure_reason(&self) -> Option<FailureReason> {
+        self.report.worst_kind().map(ErrorKind::failure_reason)
+    }
+
     /// Whether every failure is a bad spec or configuration, found before any request
     /// (exit code 2 in the CLI), as opposed to a provider that refused or did not answer
     /// (exit code 3).
     pub fn is_configuration_problem(&self) -> bool {
         self.report.failures().all(|s| {
-            matches!(&s.outcome, Outcome::Failed { kind, .. }
-                if kind == ErrorKind::InvalidSpec.as_str() || kind == ErrorKind::InvalidConfig.as_str())
+            matches!(
+                &s.outcome,
+                Outcome::Failed {
+                    kind: ErrorKind::InvalidSpec | ErrorKind::InvalidConfig,
+                    ..
+                }
+            )
         })
     }
 }

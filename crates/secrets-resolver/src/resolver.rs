@@ -2,20 +2,21 @@
 //! retry failed secrets, then succeed whole or fail whole.
 
 use crate::options::ResolveOptions;
-use crate::registry::feature_for;
+use crate::registry::{compiled_providers, descriptor_for, feature_for};
 use crate::report::{Outcome, Report, ResolveFailure, SecretReport};
 use auth_oidc::{Clock, IdToken, SystemClock};
 use futures_util::future::join_all;
 use secrets_core::masking::mask_problems;
 use secrets_core::materialise::{SecretVariable, runner_variables};
-use secrets_core::payload::non_empty;
+use secrets_core::payload::token_reference;
 use secrets_core::{
-    Error, ErrorKind, JobPayload, JobVariable, ProviderKind, RequestCounter, ResolveContext,
-    Resolved, Secret, SecretProvider, SecretRequest, SecretValue, Secrets, Variables,
+    DeadlinePassed, Environment, Error, ErrorKind, JobPayload, JobVariable, ProviderDescriptor,
+    ProviderKind, RequestCounter, ResolveContext, Resolved, Secret, SecretProvider, SecretRequest,
+    SecretValue, Secrets, Variables,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tracing::{info, warn};
 
 /// Builds a [`Resolver`].
@@ -24,6 +25,7 @@ pub struct ResolverBuilder {
     providers: BTreeMap<ProviderKind, Arc<dyn SecretProvider>>,
     options: ResolveOptions,
     clock: Arc<dyn Clock>,
+    env: Environment,
 }
 
 impl ResolverBuilder {
@@ -39,9 +41,16 @@ impl ResolverBuilder {
         self
     }
 
-    /// Sets the clock used to check ID token expiry (tests).
+    /// Sets the clock every expiry check of a resolution reads (tests).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Sets the environment snapshot the providers read during a resolution (set by
+    /// [`Self::with_default_providers_from`]; empty by default).
+    pub fn with_environment(mut self, env: Environment) -> Self {
+        self.env = env;
         self
     }
 
@@ -51,6 +60,7 @@ impl ResolverBuilder {
             providers: self.providers,
             options: self.options,
             clock: self.clock,
+            env: self.env,
         }
     }
 }
@@ -61,6 +71,7 @@ pub struct Resolver {
     providers: BTreeMap<ProviderKind, Arc<dyn SecretProvider>>,
     options: ResolveOptions,
     clock: Arc<dyn Clock>,
+    env: Environment,
 }
 
 /// A successful resolution.
@@ -83,6 +94,15 @@ struct Slot {
     report: SecretReport,
     value: Option<SecretValue>,
     secret: Secret,
+    /// The typed error of a failed secret.
+    error: Option<Error>,
+}
+
+impl Slot {
+    fn fail(&mut self, err: Error) {
+        self.report.outcome = Outcome::failed(&err);
+        self.error = Some(err);
+    }
 }
 
 impl Resolver {
@@ -92,6 +112,7 @@ impl Resolver {
             providers: BTreeMap::new(),
             options: ResolveOptions::default(),
             clock: Arc::new(SystemClock),
+            env: Environment::default(),
         }
     }
 
@@ -131,6 +152,8 @@ impl Resolver {
             max_concurrency: self.options.max_concurrency.max(1),
             retry: self.options.retry,
             deadline: None,
+            clock: Arc::clone(&self.clock),
+            env: self.env.clone(),
         };
         let mut warnings = self.options.warnings.clone();
         let lookup = |name: &str| variables.get(name).map(|v| v.into_owned());
@@ -144,7 +167,7 @@ impl Resolver {
                 report: SecretReport {
                     variable: key.clone(),
                     provider: None,
-                    reference: secret.reference(),
+                    reference: self.reference(secret),
                     outcome: Outcome::Resolved,
                     duration_ms: 0,
                     attempt: 1,
@@ -152,6 +175,7 @@ impl Resolver {
                 },
                 value: None,
                 secret: secret.clone(),
+                error: None,
             };
             match self.classify(key, secret) {
                 Classified::Skip(reason) => {
@@ -162,15 +186,17 @@ impl Resolver {
                 Classified::Fail(err) => {
                     slot.report.provider =
                         secret.providers().first().map(|p| p.keyword().to_owned());
-                    slot.report.outcome = Outcome::failed(&err);
+                    slot.fail(err);
                 }
                 Classified::Resolve(kind) => {
                     info!("Using \"{}\" secret resolver...", kind.resolver_name());
                     slot.report.provider = Some(kind.keyword().to_owned());
                     let mut expanded = secret.clone();
                     expanded.expand_variables(&lookup);
-                    match self.check_token(key, secret, &expanded) {
-                        Err(err) => slot.report.outcome = Outcome::failed(&err),
+                    // One reference text per secret: the one the provider's errors carry.
+                    slot.report.reference = self.reference(&expanded);
+                    match self.check_token(key, kind, secret, &expanded) {
+                        Err(err) => slot.fail(err),
                         Ok(()) => pending.push((
                             index,
                             kind,
@@ -223,7 +249,8 @@ impl Resolver {
             warnings,
         };
         if report.failures().next().is_some() {
-            return Err(ResolveFailure { report });
+            let errors = slots.into_iter().filter_map(|s| s.error).collect();
+            return Err(ResolveFailure { report, errors });
         }
         let variables = slots
             .into_iter()
@@ -256,7 +283,7 @@ impl Resolver {
             [kind] if self.providers.contains_key(kind) => Classified::Resolve(*kind),
             [kind] => {
                 let err = match feature_for(*kind) {
-                    Some(_) if crate::compiled_providers().contains(kind) => Error::new(
+                    Some(_) if compiled_providers().contains(kind) => Error::new(
                         ErrorKind::InvalidConfig,
                         format!("no {kind} provider is registered with this resolver"),
                     )
@@ -268,13 +295,23 @@ impl Resolver {
                     .with_fix(format!(
                         "build secrets-resolver with the cargo feature `{feature}`"
                     )),
-                    None => Error::new(
-                        ErrorKind::InvalidConfig,
-                        format!("the {kind} provider is not supported by this tool yet"),
-                    )
-                    .with_fix("resolve this secret with GitLab Runner, or use vault or aws_secrets_manager"),
+                    None => {
+                        let supported: Vec<&str> =
+                            compiled_providers().iter().map(|k| k.keyword()).collect();
+                        Error::new(
+                            ErrorKind::InvalidConfig,
+                            format!("the {kind} provider is not supported by this tool yet"),
+                        )
+                        .with_fix(format!(
+                            "resolve this secret with GitLab Runner, or use one of: {}",
+                            supported.join(", ")
+                        ))
+                    }
                 };
-                Classified::Fail(err.with_variable(key).with_reference(secret.reference()))
+                Classified::Fail(
+                    err.with_variable(key)
+                        .with_reference(self.reference(secret)),
+                )
             }
             many => {
                 let names: Vec<_> = many.iter().map(|k| k.keyword()).collect();
@@ -290,26 +327,42 @@ impl Resolver {
         }
     }
 
-    /// Checks the ID token a secret logs in with before any request: an empty (undefined
-    /// variable), malformed or expired token fails here.
-    fn check_token(&self, key: &str, original: &Secret, expanded: &Secret) -> Result<(), Error> {
-        let (reference, token) = if let (Some(orig), Some(v)) = (&original.vault, &expanded.vault) {
-            if v.server.auth.name != "jwt" || !v.server.auth.data.contains_key("jwt") {
-                return Ok(());
-            }
-            (
-                orig.server.auth.data_str("jwt").unwrap_or_default(),
-                v.server.auth.data_str("jwt").unwrap_or_default(),
-            )
-        } else if let (Some(orig), Some(a)) =
-            (&original.aws_secrets_manager, &expanded.aws_secrets_manager)
-        {
-            let role = non_empty(&a.role_arn).or(non_empty(&a.server.role_arn));
-            if role.is_none() {
-                return Ok(());
-            }
-            (orig.server.jwt.clone(), a.server.jwt.clone())
-        } else {
+    /// The description of `kind`: the registered provider's, else the compiled one's.
+    fn descriptor(&self, kind: ProviderKind) -> Option<&'static dyn ProviderDescriptor> {
+        self.providers
+            .get(&kind)
+            .map(|p| p.descriptor())
+            .or_else(|| descriptor_for(kind))
+    }
+
+    /// The reference text of a secret: its provider's, or a generic one for providers this
+    /// build does not have.
+    fn reference(&self, secret: &Secret) -> String {
+        match secret.providers().as_slice() {
+            [kind] => self
+                .descriptor(*kind)
+                .map(|d| d.reference(secret))
+                .unwrap_or_else(|| secret.reference()),
+            _ => secret.reference(),
+        }
+    }
+
+    /// The one check of the ID token a secret logs in with, before any request and with the
+    /// resolution's clock: an empty (undefined variable), malformed or expired token fails
+    /// here, naming the token's variable.
+    fn check_token(
+        &self,
+        key: &str,
+        kind: ProviderKind,
+        original: &Secret,
+        expanded: &Secret,
+    ) -> Result<(), Error> {
+        let Some(descriptor) = self.descriptor(kind) else {
+            return Ok(());
+        };
+        let (Some(reference), Some(token)) =
+            (descriptor.id_token(original), descriptor.id_token(expanded))
+        else {
             return Ok(());
         };
         match IdToken::parse_and_check(&token, self.clock.as_ref()) {
@@ -318,8 +371,8 @@ impl Resolver {
                 .with_variable(key)
                 .with_reference(format!(
                     "{}, token {}",
-                    original.reference(),
-                    secrets_core::payload::token_reference(&reference)
+                    descriptor.reference(expanded),
+                    token_reference(&reference)
                 ))),
         }
     }
@@ -365,11 +418,12 @@ impl Resolver {
                 slot.report.duration_ms = elapsed.as_millis() as u64;
                 slot.report.attempt = attempt;
                 let result = result.unwrap_or_else(|| {
-                    Err(deadline_error(self.options.deadline, &request.variable))
+                    Err(DeadlinePassed.error(&request.variable, &slot.report.reference))
                 });
                 match result {
                     Ok(Resolved { value, notes }) => {
                         slot.report.outcome = Outcome::Resolved;
+                        slot.error = None;
                         slot.report.notes = notes;
                         slot.value = Some(value);
                     }
@@ -381,10 +435,10 @@ impl Resolver {
                             "not found; created empty because FF_SECRET_RESOLVING_FAILS_IF_MISSING is false ({err})"
                         ));
                         slot.value = Some(SecretValue::new(""));
+                        slot.error = None;
                     }
                     Err(err) => {
-                        let err = err.or_variable(&request.variable);
-                        slot.report.outcome = Outcome::failed(&err);
+                        slot.fail(err.or_variable(&request.variable));
                         failed.push(item.clone());
                     }
                 }
@@ -392,18 +446,6 @@ impl Resolver {
         }
         failed
     }
-}
-
-fn deadline_error(deadline: Duration, variable: &str) -> Error {
-    Error::new(
-        ErrorKind::Unavailable,
-        format!(
-            "not resolved within the deadline of {}s",
-            deadline.as_secs()
-        ),
-    )
-    .with_variable(variable)
-    .with_fix("check that the server is reachable, or raise the deadline")
 }
 
 enum Classified {

@@ -10,7 +10,7 @@ use secrets_core::materialise::SecretVariable;
 use secrets_core::{
     JobPayload, JobVariable, ResolveContext, SecretProvider, SecretRequest, Variables,
 };
-use secrets_resolver::{ResolveOptions, Resolver};
+use secrets_resolver::{Plan, ResolveOptions, Resolver};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -228,6 +228,11 @@ async fn twenty_vault_secrets_over_five_paths_cost_one_login_five_reads_one_revo
 
     let resolution = resolver(&aws).resolve_payload(&payload).await.unwrap();
     let requests = &resolution.report.requests;
+    assert_eq!(
+        &Plan::of(&payload.secrets).requests,
+        requests,
+        "check plans what resolve does"
+    );
     assert_eq!(requests.get("vault_login"), Some(&1), "{requests:?}");
     assert_eq!(requests.get("vault_read"), Some(&5), "{requests:?}");
     assert_eq!(requests.get("vault_revoke"), Some(&1), "{requests:?}");
@@ -260,6 +265,11 @@ async fn thirty_current_aws_secrets_with_one_role_cost_one_sts_call_and_two_batc
 
     let resolution = resolver(&aws).resolve_payload(&payload).await.unwrap();
     let requests = &resolution.report.requests;
+    assert_eq!(
+        &Plan::of(&payload.secrets).requests,
+        requests,
+        "check plans what resolve does"
+    );
     assert_eq!(requests.get("sts_assume_role"), Some(&1), "{requests:?}");
     assert_eq!(requests.get("sm_batch_get"), Some(&2), "{requests:?}");
     assert_eq!(requests.get("sm_get"), None, "{requests:?}");
@@ -277,4 +287,58 @@ async fn thirty_current_aws_secrets_with_one_role_cost_one_sts_call_and_two_batc
         expected,
         "the runner's variables"
     );
+}
+
+#[tokio::test]
+async fn a_lone_current_aws_secret_and_pinned_ones_are_planned_as_sent() {
+    let vault = vault_server().await;
+    let aws = aws_server().await;
+    let mut pinned = aws_secret("app/03");
+    pinned["aws_secrets_manager"]["version_stage"] = json!("AWSCURRENT");
+    let payload: JobPayload = serde_json::from_value(json!({"secrets": {
+        "ONE": aws_secret("app/01"),
+        "PINNED": pinned,
+        "V": vault_secret(&vault.uri(), "app/1", "f3"),
+    }, "variables": variables()}))
+    .unwrap();
+    let resolution = resolver(&aws).resolve_payload(&payload).await.unwrap();
+    let plan = Plan::of(&payload.secrets);
+    assert_eq!(plan.requests, resolution.report.requests);
+    assert_eq!(plan.requests.get("sm_get"), Some(&2), "{:?}", plan.requests);
+    assert_eq!(plan.requests.get("sm_batch_get"), None);
+}
+
+#[tokio::test]
+async fn expired_tokens_fail_once_before_any_request_for_every_provider() {
+    let vault = vault_server().await;
+    let aws = aws_server().await;
+    let b = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let expired = format!(
+        "{}.{}.sig",
+        b(r#"{"alg":"RS256"}"#),
+        b(r#"{"aud":"x","sub":"s","exp":1000}"#)
+    );
+    let variables: Vec<JobVariable> = ["VAULT_ID_TOKEN", "AWS_ID_TOKEN"]
+        .into_iter()
+        .map(|key| JobVariable::new(key, &expired))
+        .collect();
+    let payload: JobPayload = serde_json::from_value(json!({"secrets": {
+        "A": aws_secret("app/01"),
+        "V": vault_secret(&vault.uri(), "app/1", "f3"),
+    }, "variables": variables}))
+    .unwrap();
+    let failure = resolver(&aws).resolve_payload(&payload).await.unwrap_err();
+    assert_eq!(failure.errors.len(), 2);
+    for err in &failure.errors {
+        assert_eq!(err.kind(), secrets_core::ErrorKind::InvalidConfig, "{err}");
+        assert!(err.to_string().contains("expired"), "{err}");
+    }
+    let text = failure.to_string();
+    assert!(
+        text.contains("token $AWS_ID_TOKEN") && text.contains("token $VAULT_ID_TOKEN"),
+        "{text}"
+    );
+    assert!(failure.report.requests.is_empty());
+    assert!(vault.received_requests().await.unwrap().is_empty());
+    assert!(aws.received_requests().await.unwrap().is_empty());
 }

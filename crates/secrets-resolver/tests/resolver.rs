@@ -1,10 +1,11 @@
 //! Behaviour of the resolution loop, with fake providers: order, flags, overrides, skips,
 //! missing secrets, aggregated failures, retries, token checks, deadline.
+#![cfg(feature = "vault")]
 
 use async_trait::async_trait;
 use auth_oidc::FixedClock;
 use secrets_core::{
-    Error, ErrorKind, JobPayload, JobVariable, ProviderKind, ResolveContext, Resolved,
+    Error, ErrorKind, JobPayload, JobVariable, ProviderDescriptor, ResolveContext, Resolved,
     SecretProvider, SecretRequest, SecretValue,
 };
 use secrets_resolver::{Outcome, ResolveOptions, Resolver};
@@ -20,8 +21,8 @@ struct FakeVault {
 
 #[async_trait]
 impl SecretProvider for FakeVault {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Vault
+    fn descriptor(&self) -> &'static dyn ProviderDescriptor {
+        &provider_vault::DESCRIPTOR
     }
 
     async fn resolve(
@@ -334,7 +335,7 @@ async fn empty_or_expired_tokens_fail_before_any_request() {
     let text = failure.to_string();
     assert!(
         text.contains(
-            "EMPTY (vault kv-v2 secret/a field f, token $UNDEFINED_TOKEN): the ID token is empty"
+            "EMPTY (vault kv-v2 mount secret path a field f at https://v, token $UNDEFINED_TOKEN): the ID token is empty"
         ),
         "{text}"
     );
@@ -353,18 +354,19 @@ async fn the_deadline_bounds_an_attempt() {
         serde_json::json!({"SLOW": vault("hang", "$VAULT_ID_TOKEN", None)}),
         &[],
     );
-    let options = ResolveOptions {
-        deadline: Duration::from_secs(2),
-        ..ResolveOptions::default()
-    };
+    let options = ResolveOptions::default().with_deadline(Duration::from_secs(2));
     let failure = resolver(Arc::new(FakeVault::default()), options)
         .resolve_payload(&p)
         .await
         .unwrap_err();
     assert!(
+        failure.to_string().contains("SLOW (vault kv-v2 mount"),
+        "{failure}"
+    );
+    assert!(
         failure
             .to_string()
-            .contains("SLOW: not resolved within the deadline of 2s"),
+            .contains("not resolved within the resolution's deadline"),
         "{failure}"
     );
 }

@@ -145,18 +145,16 @@ pub fn aws_env(endpoint: &str, secret_key: &str) -> Vec<(String, String)> {
 
 /// Short timeouts and fast retries: 3 attempts a request, 1 s a request, 10 s in all.
 pub fn fast_options() -> ResolveOptions {
-    ResolveOptions {
-        request_timeout: Duration::from_secs(1),
-        connect_timeout: Duration::from_millis(500),
-        deadline: Duration::from_secs(10),
-        max_concurrency: 4,
-        retry: RetryPolicy {
+    ResolveOptions::default()
+        .with_request_timeout(Duration::from_secs(1))
+        .with_connect_timeout(Duration::from_millis(500))
+        .with_deadline(Duration::from_secs(10))
+        .with_max_concurrency(4)
+        .with_retry(RetryPolicy {
             max_attempts: 3,
             min_delay: Duration::from_millis(5),
             max_delay: Duration::from_millis(20),
-        },
-        ..ResolveOptions::default()
-    }
+        })
 }
 
 /// A resolver with both providers: Vault from no environment (system roots), AWS with every
@@ -227,10 +225,10 @@ pub fn expect_failure(
     else {
         panic!("{variable} did not fail: {:?}", report.outcome);
     };
-    assert_eq!(got, kind.as_str(), "{variable}: {message}");
+    assert_eq!(*got, kind, "{variable}: {message}");
     assert_eq!(
-        failure_reason,
-        kind.failure_reason().as_str(),
+        *failure_reason,
+        kind.failure_reason(),
         "{variable}: {message}"
     );
     assert!(
@@ -242,8 +240,8 @@ pub fn expect_failure(
         "the failure's text lists every failed secret: {failure}"
     );
     Failed {
-        kind: got.clone(),
-        failure_reason: failure_reason.clone(),
+        kind: got.as_str().to_owned(),
+        failure_reason: failure_reason.as_str().to_owned(),
         message: message.clone(),
         retryable: *retryable,
     }

@@ -1,4 +1,4 @@
-//! Classification of Vault failures into the core [`Error`] (runner-semantics §4.7, extended).
+//! Classification of Vault failures (runner-semantics §4.7, extended).
 //!
 //! | failure | login | read |
 //! |---|---|---|
@@ -18,71 +18,8 @@
 //! Messages quote Vault's `errors` array (server messages, never values), with any token
 //! known to the request scrubbed, and never a response body.
 
-use secrets_core::{Error, ErrorKind};
-use std::time::Duration;
-
-/// The longest quoted server message, per message.
-const MAX_QUOTED: usize = 300;
-
-/// A classified failure, before it names a variable. Cloned to every variable it concerns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct VaultError {
-    pub(crate) kind: ErrorKind,
-    pub(crate) retryable: bool,
-    pub(crate) message: String,
-    pub(crate) fix: Option<String>,
-    /// The wait the server asked for (`Retry-After`) before another attempt.
-    pub(crate) retry_after: Option<Duration>,
-}
-
-impl VaultError {
-    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            retryable: kind.is_retryable_by_default(),
-            message: message.into(),
-            fix: None,
-            retry_after: None,
-        }
-    }
-
-    pub(crate) fn with_fix(mut self, fix: impl Into<String>) -> Self {
-        self.fix = Some(fix.into());
-        self
-    }
-
-    pub(crate) fn with_retry_after(mut self, wait: Option<Duration>) -> Self {
-        self.retry_after = wait;
-        self
-    }
-
-    pub(crate) fn with_retryable(mut self, retryable: bool) -> Self {
-        self.retryable = retryable;
-        self
-    }
-
-    /// The core error for one variable.
-    pub(crate) fn to_core(&self, variable: &str, reference: &str) -> Error {
-        let mut err = Error::new(self.kind, self.message.clone())
-            .with_variable(variable)
-            .with_reference(reference)
-            .with_retryable(self.retryable);
-        if let Some(fix) = &self.fix {
-            err = err.with_fix(fix.clone());
-        }
-        err
-    }
-}
-
-impl std::fmt::Display for VaultError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)?;
-        if let Some(fix) = &self.fix {
-            write!(f, "; {fix}")?;
-        }
-        Ok(())
-    }
-}
+use provider_http::{Failure, Transport};
+use secrets_core::ErrorKind;
 
 /// The claims of the ID token that explain a refused login. Safe to print.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -141,22 +78,20 @@ pub(crate) enum Operation<'a> {
 pub(crate) enum Outcome {
     /// An HTTP answer with a failing status and Vault's `errors` (already scrubbed).
     Status { status: u16, errors: Vec<String> },
-    /// No connection (refused, DNS, reset); the innermost cause's text.
-    Connect(String),
-    /// The request did not finish within the timeout.
-    Timeout(Duration),
-    /// TLS failed, usually an unknown CA; the innermost cause's text.
-    Tls(String),
-    /// The connection broke while reading the answer.
-    Body(String),
+    /// Below HTTP: connect, timeout, TLS, a broken body, an answer over the cap.
+    Transport(Transport),
     /// A 2xx answer that is not what Vault sends.
     Malformed(&'static str),
-    /// An answer longer than the cap (in bytes); not read further.
-    TooLarge(usize),
+}
+
+impl From<Transport> for Outcome {
+    fn from(t: Transport) -> Self {
+        Self::Transport(t)
+    }
 }
 
 /// The one classification of this provider: a failed request to `server` into an error.
-pub(crate) fn classify(server: &str, op: &Operation<'_>, outcome: &Outcome) -> VaultError {
+pub(crate) fn classify(server: &str, op: &Operation<'_>, outcome: &Outcome) -> Failure {
     use ErrorKind::*;
     let what = match op {
         Operation::Login { login_path, .. } => format!("login (PUT {login_path}) at {server}"),
@@ -171,13 +106,13 @@ pub(crate) fn classify(server: &str, op: &Operation<'_>, outcome: &Outcome) -> V
                     .iter()
                     .any(|e| e.to_ascii_lowercase().contains("is sealed"));
             match (*status, op) {
-                (_, _) if sealed => VaultError::new(Unavailable, format!("{what} failed: Vault is sealed ({quoted})"))
+                (_, _) if sealed => Failure::new(Unavailable, format!("{what} failed: Vault is sealed ({quoted})"))
                     .with_retryable(false)
                     .with_fix("ask the Vault operators to unseal it, then retry the job"),
                 (400, Operation::Login { role: Some(role), auth_path, .. })
                     if errors.iter().any(|e| e.contains("could not be found")) =>
                 {
-                    VaultError::new(
+                    Failure::new(
                         InvalidConfig,
                         format!("Vault refused the {what} with role `{role}` ({quoted})"),
                     )
@@ -185,7 +120,7 @@ pub(crate) fn classify(server: &str, op: &Operation<'_>, outcome: &Outcome) -> V
                         "check VAULT_AUTH_ROLE: no role `{role}` exists on the auth method at `{auth_path}`"
                     ))
                 }
-                (400 | 401, Operation::Login { role, claims, .. }) => VaultError::new(
+                (400 | 401, Operation::Login { role, claims, .. }) => Failure::new(
                     Unauthenticated,
                     format!("Vault refused the {what}{} ({quoted})", role_text(*role)),
                 )
@@ -195,7 +130,7 @@ pub(crate) fn classify(server: &str, op: &Operation<'_>, outcome: &Outcome) -> V
                      `id_tokens:<NAME>:aud` in the job",
                     claims.describe()
                 )),
-                (403, Operation::Login { role, claims, auth_path, .. }) => VaultError::new(
+                (403, Operation::Login { role, claims, auth_path, .. }) => Failure::new(
                     Unauthenticated,
                     format!("Vault denied the {what}{} ({quoted})", role_text(*role)),
                 )
@@ -204,24 +139,24 @@ pub(crate) fn classify(server: &str, op: &Operation<'_>, outcome: &Outcome) -> V
                      auth method is mounted at `{auth_path}` (VAULT_AUTH_PATH)",
                     claims.describe()
                 )),
-                (404, Operation::Login { auth_path, .. }) => VaultError::new(
+                (404, Operation::Login { auth_path, .. }) => Failure::new(
                     InvalidConfig,
                     format!("no login endpoint for the {what} ({quoted})"),
                 )
                 .with_fix(format!(
                     "check VAULT_AUTH_PATH: no JWT auth method is mounted at `{auth_path}`"
                 )),
-                (400, Operation::Read { .. }) => VaultError::new(
+                (400, Operation::Read { .. }) => Failure::new(
                     InvalidSpec,
                     format!("Vault rejected the {what} ({quoted})"),
                 )
                 .with_fix("check the secret's engine, mount and path"),
-                (401, _) => VaultError::new(
+                (401, _) => Failure::new(
                     Unauthenticated,
                     format!("Vault did not accept the login token for the {what} ({quoted})"),
                 )
                 .with_fix("the Vault token may have expired (check the role's token_ttl) or been revoked"),
-                (403, Operation::Read { logical, role }) => VaultError::new(
+                (403, Operation::Read { logical, role }) => Failure::new(
                     PermissionDenied,
                     format!(
                         "the role's policies do not grant read on {logical} ({what} answered {quoted})"
@@ -232,41 +167,41 @@ pub(crate) fn classify(server: &str, op: &Operation<'_>, outcome: &Outcome) -> V
                      or check the engine, mount and path (a path with nothing mounted is denied too)",
                     role.map(|r| format!(" `{r}`")).unwrap_or_else(|| " (the auth method's default_role)".to_owned())
                 )),
-                (404, Operation::Read { .. }) => VaultError::new(
+                (404, Operation::Read { .. }) => Failure::new(
                     NotFound,
                     format!("secret not found: {what} answered {quoted}"),
                 )
                 .with_fix("check the mount and path; for kv-v2 the mount is the engine path, without `data/`"),
-                (412, _) => VaultError::new(
+                (412, _) => Failure::new(
                     Unavailable,
                     format!("{what} failed: the Vault node is not consistent yet ({quoted})"),
                 ),
-                (429, _) => VaultError::new(RateLimited, format!("Vault throttled the {what} ({quoted})"))
+                (429, _) => Failure::new(RateLimited, format!("Vault throttled the {what} ({quoted})"))
                     .with_fix("lower the concurrency of secret reads, or raise Vault's rate limit quota"),
-                (500..=599, _) => VaultError::new(Unavailable, format!("{what} failed on the server ({quoted})"))
+                (500..=599, _) => Failure::new(Unavailable, format!("{what} failed on the server ({quoted})"))
                     .with_fix("Vault is failing; check its status and logs, then retry"),
-                (400..=499, _) => VaultError::new(InvalidConfig, format!("Vault rejected the {what} ({quoted})"))
+                (400..=499, _) => Failure::new(InvalidConfig, format!("Vault rejected the {what} ({quoted})"))
                     .with_fix("the generic engine reads with GET only; check the engine name and path"),
-                _ => VaultError::new(Unexpected, format!("{what} answered an unexpected status ({quoted})")),
+                _ => Failure::new(Unexpected, format!("{what} answered an unexpected status ({quoted})")),
             }
         }
-        Outcome::Connect(cause) => VaultError::new(
+        Outcome::Transport(Transport::Connect(cause)) => Failure::new(
             Unavailable,
             format!("cannot connect for the {what}: {cause}"),
         )
         .with_fix(
             "check VAULT_SERVER_URL and that Vault is reachable from where secrets are resolved",
         ),
-        Outcome::Timeout(after) => VaultError::new(
+        Outcome::Transport(Transport::Timeout(after)) => Failure::new(
             Unavailable,
             format!("no answer to the {what} within {}s", after.as_secs_f64()),
         )
         .with_fix("check that Vault is reachable and healthy"),
-        Outcome::Body(cause) => VaultError::new(
+        Outcome::Transport(Transport::Body(cause)) => Failure::new(
             Unavailable,
             format!("the connection broke during the {what}: {cause}"),
         ),
-        Outcome::Tls(cause) => VaultError::new(
+        Outcome::Transport(Transport::Tls(cause)) => Failure::new(
             InvalidConfig,
             format!("TLS with {server} failed for the {what}: {cause}"),
         )
@@ -276,11 +211,11 @@ pub(crate) fn classify(server: &str, op: &Operation<'_>, outcome: &Outcome) -> V
              VAULT_CAPATH to a directory of them), or add that CA to the system trust store; set \
              VAULT_TLS_SERVER_NAME if the certificate names another host",
         ),
-        Outcome::Malformed(why) => VaultError::new(
+        Outcome::Malformed(why) => Failure::new(
             Unexpected,
             format!("the answer to the {what} is malformed: {why}"),
         ),
-        Outcome::TooLarge(limit) => VaultError::new(
+        Outcome::Transport(Transport::TooLarge(limit)) => Failure::new(
             Unexpected,
             format!("the answer to the {what} is larger than {limit} bytes; not read"),
         )
@@ -303,91 +238,10 @@ fn quote(status: u16, errors: &[String]) -> String {
     }
 }
 
-/// Vault's `errors` array from an answer, with `secrets` scrubbed and each message cut short.
-/// Anything else in the body is ignored.
-pub(crate) fn server_errors(body: &[u8], secrets: &[&str]) -> Vec<String> {
-    #[derive(serde::Deserialize)]
-    struct Errors {
-        #[serde(default)]
-        errors: Vec<String>,
-    }
-    let Ok(parsed) = serde_json::from_slice::<Errors>(body) else {
-        return Vec::new();
-    };
-    parsed
-        .errors
-        .into_iter()
-        .map(|message| {
-            let mut message = tidy(&message);
-            for secret in secrets.iter().filter(|s| s.len() >= 4) {
-                if message.contains(secret) {
-                    message = message.replace(secret, "<redacted>");
-                }
-            }
-            if message.len() > MAX_QUOTED {
-                let mut cut = MAX_QUOTED;
-                while !message.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                message.truncate(cut);
-                message.push('…');
-            }
-            message
-        })
-        .collect()
-}
-
-/// One line per server message: Vault's multi-error text (`1 error occurred:\n\t* x\n\n`)
-/// becomes `x`, several bullets are joined with `; `, other whitespace runs become one space.
-fn tidy(message: &str) -> String {
-    let lines: Vec<String> = message
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .filter(|l| {
-            let head = l.split(' ').next().unwrap_or_default();
-            !(head.parse::<u32>().is_ok()
-                && (l.ends_with("error occurred:") || l.ends_with("errors occurred:")))
-        })
-        .map(|l| {
-            l.strip_prefix("* ")
-                .unwrap_or(l)
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect();
-    lines.join("; ")
-}
-
-/// Sorts a transport error into [`Outcome`]: TLS, timeout, connect or body, with the
-/// innermost cause's text (from the I/O and TLS stacks, never from the server).
-pub(crate) fn transport_outcome(err: &reqwest::Error, timeout: Duration) -> Outcome {
-    let mut chain = Vec::new();
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
-    while let Some(s) = source {
-        chain.push(s.to_string());
-        source = s.source();
-    }
-    let cause = chain
-        .last()
-        .cloned()
-        .unwrap_or_else(|| "unknown error".to_owned());
-    let all = chain.join(": ").to_ascii_lowercase();
-    if err.is_timeout() || all.contains("timed out") {
-        Outcome::Timeout(timeout)
-    } else if all.contains("certificate") || all.contains("tls") || all.contains("handshake") {
-        Outcome::Tls(cause)
-    } else if err.is_connect() || err.is_request() {
-        Outcome::Connect(cause)
-    } else {
-        Outcome::Body(cause)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn status(status: u16, errors: &[&str]) -> Outcome {
         Outcome::Status {
@@ -532,28 +386,32 @@ mod tests {
             (&read, status(302, &[]), ErrorKind::Unexpected, false, "302"),
             (
                 &read,
-                Outcome::Connect("Connection refused (os error 111)".into()),
+                Outcome::Transport(Transport::Connect(
+                    "Connection refused (os error 111)".into(),
+                )),
                 ErrorKind::Unavailable,
                 true,
                 "VAULT_SERVER_URL",
             ),
             (
                 &read,
-                Outcome::Timeout(Duration::from_secs(30)),
+                Outcome::Transport(Transport::Timeout(Duration::from_secs(30))),
                 ErrorKind::Unavailable,
                 true,
                 "within 30s",
             ),
             (
                 &read,
-                Outcome::Body("reset".into()),
+                Outcome::Transport(Transport::Body("reset".into())),
                 ErrorKind::Unavailable,
                 true,
                 "broke",
             ),
             (
                 &login,
-                Outcome::Tls("invalid peer certificate: UnknownIssuer".into()),
+                Outcome::Transport(Transport::Tls(
+                    "invalid peer certificate: UnknownIssuer".into(),
+                )),
                 ErrorKind::InvalidConfig,
                 false,
                 "VAULT_CACERT",
@@ -597,21 +455,5 @@ mod tests {
             assert!(err.message.contains("http://v:1"), "{code}: {err}");
             assert!(err.message.contains("a/b"), "{code}: {err}");
         }
-    }
-
-    #[test]
-    fn quoted_errors_are_scrubbed_and_cut() {
-        let body = br#"{"errors":["token eyJtoken.canary.sig is bad", "xxxxxxxxxx"], "data": {"secret":"v"}}"#;
-        let errors = server_errors(body, &["eyJtoken.canary.sig"]);
-        assert_eq!(errors[0], "token <redacted> is bad");
-        let long = format!(r#"{{"errors":["{}"]}}"#, "é".repeat(400));
-        let errors = server_errors(long.as_bytes(), &[]);
-        assert!(errors[0].len() <= MAX_QUOTED + 3);
-        assert!(server_errors(b"<html>", &[]).is_empty());
-        let multi = br#"{"errors":["1 error occurred:\n\t* permission denied\n\n", "2 errors occurred:\n\t* a\n\t* b  c\n\n", "plain"]}"#;
-        assert_eq!(
-            server_errors(multi, &[]),
-            ["permission denied", "a; b c", "plain"]
-        );
     }
 }
