@@ -276,6 +276,17 @@ impl SecretProvider for VaultProvider {
         for (index, result) in join_all(runs).await.into_iter().flatten() {
             results.fill(index, result);
         }
-        results.into_results()
+        // Every Vault not-found is the runner's own "secret not found", which
+        // FF_SECRET_RESOLVING_FAILS_IF_MISSING=false softens.
+        results
+            .into_results()
+            .into_iter()
+            .map(|r| {
+                r.map_err(|e| match e.kind() {
+                    ErrorKind::NotFound => e.with_secret_not_found(),
+                    _ => e,
+                })
+            })
+            .collect()
     }
 }

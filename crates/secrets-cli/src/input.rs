@@ -145,15 +145,20 @@ pub fn job_payload_with(
                     .map(|v| v.value.clone())
             })
     };
-    let secrets = job.secrets_payload(&setting).map_err(|errors| {
-        CliError::config(
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
-    })?;
+    let (secrets, warnings) = job
+        .secrets_payload_with_warnings(&setting)
+        .map_err(|errors| {
+            CliError::config(
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        })?;
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
     let mut variables: Vec<JobVariable> = job
         .variables()
         .iter()

@@ -115,6 +115,7 @@ impl fmt::Display for FailureReason {
 pub struct Error {
     kind: ErrorKind,
     retryable: bool,
+    secret_not_found: bool,
     variable: Option<String>,
     reference: Option<String>,
     message: String,
@@ -128,6 +129,7 @@ impl Error {
         Self {
             kind,
             retryable: kind.is_retryable_by_default(),
+            secret_not_found: false,
             variable: None,
             reference: None,
             message: message.into(),
@@ -157,6 +159,16 @@ impl Error {
     /// Overrides whether a retry may help.
     pub fn with_retryable(mut self, retryable: bool) -> Self {
         self.retryable = retryable;
+        self
+    }
+
+    /// Marks this as the runner's own "secret not found" (`ErrSecretNotFound`), the only error
+    /// `FF_SECRET_RESOLVING_FAILS_IF_MISSING=false` turns into an empty variable. A provider
+    /// sets it exactly where GitLab Runner's resolver for it returns that sentinel (Vault: no
+    /// data, a deleted version, a missing or null field); other not-found errors, such as AWS's
+    /// `ResourceNotFoundException` or a missing JSON key, fail the job whatever the flag says.
+    pub fn with_secret_not_found(mut self) -> Self {
+        self.secret_not_found = true;
         self
     }
 
@@ -193,6 +205,11 @@ impl Error {
     /// Whether retrying may succeed.
     pub fn is_retryable(&self) -> bool {
         self.retryable
+    }
+
+    /// Whether this is the runner's own "secret not found" (see [`Self::with_secret_not_found`]).
+    pub fn is_secret_not_found(&self) -> bool {
+        self.secret_not_found
     }
 
     /// The job variable, when known.
@@ -242,6 +259,7 @@ impl fmt::Debug for Error {
         f.debug_struct("Error")
             .field("kind", &self.kind)
             .field("retryable", &self.retryable)
+            .field("secret_not_found", &self.secret_not_found)
             .field("variable", &self.variable)
             .field("reference", &self.reference)
             .field("message", &self.message)

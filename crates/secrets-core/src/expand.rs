@@ -37,14 +37,24 @@ pub fn expand(input: &str, mut lookup: impl FnMut(&str) -> String) -> String {
     out
 }
 
-/// [`expand`] with the runner's lookup: `$$` gives `$`, unknown names give `""`.
+/// [`expand`] with the runner's lookup (runner `spec.Variables.Get`): `$$` gives `$`; the
+/// shell's special parameters `$*`, `$#`, `$@`, `$!`, `$?` and `$0`-`$9` always give `""`,
+/// whatever variables exist; unknown names give `""`. (`$-` is looked up like a name.)
 pub fn expand_with(input: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
-    expand(input, |name| {
-        if name == "$" {
-            return "$".to_owned();
-        }
-        lookup(name).unwrap_or_default()
+    expand(input, |name| match runner_special(name) {
+        Some(value) => value.to_owned(),
+        None => lookup(name).unwrap_or_default(),
     })
+}
+
+/// The names the runner's variable lookup answers itself, before looking at any variable.
+pub fn runner_special(name: &str) -> Option<&'static str> {
+    match name {
+        "$" => Some("$"),
+        "*" | "#" | "@" | "!" | "?" => Some(""),
+        _ if name.len() == 1 && name.as_bytes()[0].is_ascii_digit() => Some(""),
+        _ => None,
+    }
 }
 
 fn is_special(c: u8) -> bool {
@@ -193,9 +203,14 @@ mod tests {
             ("${A", "A"),
             ("x${A", "xA"),
             ("$-", ""),
-            ("$1", "one"),
-            ("$12", "one2"),
-            ("${*}", "star"),
+            // The runner answers the shell's special parameters itself: a variable named
+            // `1` or `*` is never consulted.
+            ("$1", ""),
+            ("$12", "2"),
+            ("${1}", ""),
+            ("${12}", ""),
+            ("${*}", ""),
+            ("$*$#$@$!$?$0$9", ""),
             ("${*x}", ""),
             ("$ a", "$ a"),
             ("$.x", "$.x"),

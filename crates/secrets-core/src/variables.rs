@@ -132,11 +132,31 @@ impl Variables {
         self.find(key).map(|v| v.value.as_str())
     }
 
-    /// Expands `$NAME` and `${NAME}` in `input` with these variables (Go `os.Expand`).
+    /// Expands `$NAME` and `${NAME}` in `input` with these variables (Go `os.Expand` with the
+    /// runner's lookup: `$$` is `$`, the shell's special parameters are empty).
     pub fn expand(&self, input: &str) -> String {
-        crate::expand::expand(input, |name| {
-            self.get(name).map(Cow::into_owned).unwrap_or_default()
-        })
+        crate::expand::expand_with(input, |name| self.get(name).map(Cow::into_owned))
+    }
+
+    /// The variables as the runner sees them (`GetAllVariables`): each value not marked raw
+    /// expanded once against these variables. Secret fields, feature flags and
+    /// `SECRETS_RETRIEVAL_ATTEMPTS` are read from this list.
+    pub fn expanded(&self) -> Self {
+        let list = self
+            .list
+            .iter()
+            .map(|v| {
+                let mut v = v.clone();
+                if !v.raw {
+                    v.value = self.expand(&v.value);
+                }
+                v
+            })
+            .collect();
+        Self {
+            list,
+            file_dir: self.file_dir.clone(),
+        }
     }
 
     /// The file directory, if one was set explicitly.

@@ -156,7 +156,8 @@ impl Resolver {
             env: self.env.clone(),
         };
         let mut warnings = self.options.warnings.clone();
-        let lookup = |name: &str| variables.get(name).map(|v| v.into_owned());
+        let expanded_variables = variables.expanded();
+        let lookup = |name: &str| expanded_variables.get(name).map(|v| v.into_owned());
 
         info!("Resolving secrets");
         let mut slots = Vec::with_capacity(secrets.len());
@@ -427,9 +428,7 @@ impl Resolver {
                         slot.report.notes = notes;
                         slot.value = Some(value);
                     }
-                    Err(err)
-                        if err.kind() == ErrorKind::NotFound && !self.options.fail_if_missing =>
-                    {
+                    Err(err) if err.is_secret_not_found() && !self.options.fail_if_missing => {
                         slot.report.outcome = Outcome::MissingAllowed;
                         slot.report.notes.push(format!(
                             "not found; created empty because FF_SECRET_RESOLVING_FAILS_IF_MISSING is false ({err})"

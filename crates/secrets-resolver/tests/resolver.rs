@@ -49,7 +49,11 @@ impl SecretProvider for FakeVault {
                     Err(Error::new(ErrorKind::PermissionDenied, "permission denied")
                         .with_reference(format!("vault {p}")))
                 }
-                "missing" => Err(Error::new(ErrorKind::NotFound, "secret not found")),
+                "missing" => {
+                    Err(Error::new(ErrorKind::NotFound, "secret not found").with_secret_not_found())
+                }
+                // A not-found that is not the runner's ErrSecretNotFound (as AWS's are).
+                "gone" => Err(Error::new(ErrorKind::NotFound, "ResourceNotFoundException")),
                 "flaky" if first_flaky => Err(Error::new(ErrorKind::Unavailable, "503")),
                 p => Ok(Resolved::new(SecretValue::new(format!("value-of:{p}")))),
             })
@@ -242,6 +246,24 @@ async fn missing_secrets_follow_the_feature_flag() {
     assert_eq!(
         resolution.report.secrets[0].outcome,
         Outcome::MissingAllowed
+    );
+
+    // The flag softens only the runner's own "secret not found".
+    let gone = payload(
+        serde_json::json!({"G": vault("gone", "$VAULT_ID_TOKEN", Some(false))}),
+        &[],
+    );
+    let options = ResolveOptions::from_job_variables(&[JobVariable::new(
+        "FF_SECRET_RESOLVING_FAILS_IF_MISSING",
+        "false",
+    )]);
+    let failure = resolver(Arc::new(FakeVault::default()), options)
+        .resolve_payload(&gone)
+        .await
+        .unwrap_err();
+    assert!(
+        failure.to_string().contains("ResourceNotFoundException"),
+        "{failure}"
     );
 }
 

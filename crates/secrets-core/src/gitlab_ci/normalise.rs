@@ -1,7 +1,9 @@
 //! A job's `secrets:` normalised as GitLab's server does it: entry keys, token choice, the
 //! `server` blocks built from CI/CD variables, and the gate variables (runner-semantics §7).
 
-use super::entries::{parse_aws, parse_azure, parse_gcp, parse_vault};
+use super::entries::{
+    check_gitlab_secrets_manager, parse_aws, parse_azure, parse_gcp, parse_vault,
+};
 use super::keywords::job_error;
 use super::{CiJob, CiVariable, IdTokenSpec};
 use crate::error::{Error, ErrorKind};
@@ -67,9 +69,22 @@ impl CiJob {
         &self,
         setting: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Secrets, Vec<Error>> {
+        self.secrets_payload_with_warnings(setting)
+            .map(|(secrets, _)| secrets)
+    }
+
+    /// [`Self::secrets_payload`], with warnings about what GitLab does that the job's author
+    /// may not expect: GitLab builds each provider's `server` block once per job (its
+    /// presenter memoizes it), from the job's **first** secret of that provider, so a later
+    /// secret's own `token:` is ignored. The payload reproduces that; each warning names both
+    /// variables and both tokens.
+    pub fn secrets_payload_with_warnings(
+        &self,
+        setting: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(Secrets, Vec<String>), Vec<Error>> {
         let mut out = Secrets::new();
         let Some(secrets) = &self.secrets else {
-            return Ok(out);
+            return Ok((out, Vec::new()));
         };
         let Value::Object(secrets) = secrets else {
             return Err(vec![job_error(
@@ -79,16 +94,18 @@ impl CiJob {
         };
         let setting = |name: &str| setting(name).filter(|v| !v.trim().is_empty());
         let mut errors = Vec::new();
+        let mut memo = Memo::default();
         for (variable, entry) in secrets {
             match self.normalise_secret(variable, entry, &setting) {
-                Ok(secret) => {
+                Ok(mut secret) => {
+                    memo.apply(variable, &mut secret);
                     out.insert(variable.clone(), secret);
                 }
-                Err(err) => errors.push(err.or_variable(variable)),
+                Err(errs) => errors.extend(errs.into_iter().map(|e| e.or_variable(variable))),
             }
         }
         if errors.is_empty() {
-            Ok(out)
+            Ok((out, memo.warnings))
         } else {
             Err(errors)
         }
@@ -99,34 +116,44 @@ impl CiJob {
         variable: &str,
         entry: &Value,
         setting: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Secret, Error> {
+    ) -> Result<Secret, Vec<Error>> {
         let location = format!("jobs:{}:secrets:{variable}", self.name);
         let spec_err = |at: &str, m: String| {
             Error::new(ErrorKind::InvalidSpec, m)
                 .with_variable(variable)
                 .with_reference(at.to_owned())
         };
-        let Value::Object(entry) = entry else {
-            return Err(spec_err(&location, "config should be a hash".into()));
-        };
         if JOB_KEYWORDS_OFTEN_NESTED.contains(&variable) {
-            return Err(spec_err(
-                &location,
-                format!("`{variable}` is a job keyword, not a secret"),
-            )
-            .with_fix(format!(
-                "move `{variable}:` out of `secrets:` to the job level, next to `secrets:`"
-            )));
+            return Err(vec![
+                spec_err(
+                    &location,
+                    format!("`{variable}` is a job keyword, not a secret"),
+                )
+                .with_fix(format!(
+                    "move `{variable}:` out of `secrets:` to the job level, next to `secrets:`"
+                )),
+            ]);
         }
+        // `Entry::Secret`'s own validations, all reported together; its children (the
+        // provider entry, `file`) are only checked when these pass.
+        let empty = serde_json::Map::new();
+        let mut problems = Vec::new();
+        let entry = match entry {
+            Value::Object(entry) => entry,
+            _ => {
+                problems.push("config should be a hash".to_owned());
+                &empty
+            }
+        };
         let unknown: Vec<&str> = entry
             .keys()
             .map(String::as_str)
             .filter(|k| !SECRET_KEYS.contains(k))
             .collect();
         if !unknown.is_empty() {
-            return Err(spec_err(
-                &location,
-                format!("config contains unknown keys: {}", unknown.join(", ")),
+            problems.push(format!(
+                "config contains unknown keys: {}",
+                unknown.join(", ")
             ));
         }
         let providers: Vec<&str> = PROVIDER_KEYS
@@ -135,42 +162,65 @@ impl CiJob {
             .filter(|k| entry.contains_key(*k))
             .collect();
         if providers.len() != 1 {
-            return Err(spec_err(
-                &location,
-                format!(
-                    "must use exactly one of these keys: {}",
-                    PROVIDER_KEYS.join(", ")
-                ),
+            problems.push(format!(
+                "config must use exactly one of these keys: {}",
+                PROVIDER_KEYS.join(", ")
             ));
         }
         let token = match entry.get("token") {
             None | Some(Value::Null) => None,
             Some(Value::String(t)) => Some(t.clone()),
-            Some(_) => return Err(spec_err(&location, "token should be a string".into())),
+            Some(_) => {
+                problems.push("token should be a string".into());
+                None
+            }
         };
-        let file = match entry.get("file") {
-            None | Some(Value::Null) => None,
-            Some(Value::Bool(b)) => Some(*b),
-            Some(_) => return Err(spec_err(&location, "file should be a boolean value".into())),
-        };
+        if !super::entries::is_blank(entry.get("gcp_secret_manager"))
+            && token.as_deref().is_none_or(|t| t.trim().is_empty())
+        {
+            problems.push("token is required with gcp secrets manager".into());
+        }
+        if !problems.is_empty() {
+            return Err(problems
+                .into_iter()
+                .map(|m| spec_err(&location, m))
+                .collect());
+        }
         let provider = providers[0];
         let at = format!("{location}:{provider}");
-        self.normalise_provider(
-            provider,
-            &entry[provider],
-            token,
-            file,
-            setting,
-            &location,
-            &at,
-        )
-        .map_err(|e| e.or_variable(variable).or_reference(&at))
+        let file = match entry.get("file") {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(spec_err(
+                &format!("{location}:file"),
+                "config should be a boolean value".into(),
+            )),
+        };
+        let secret = self
+            .normalise_provider(
+                provider,
+                &entry[provider],
+                token,
+                *file.as_ref().unwrap_or(&None),
+                setting,
+                &at,
+            )
+            .map_err(|errs| {
+                errs.into_iter()
+                    .map(|e| e.or_variable(variable).or_reference(&at))
+                    .collect::<Vec<_>>()
+            });
+        match (secret, file) {
+            (Ok(secret), Ok(_)) => Ok(secret),
+            (Ok(_), Err(file)) => Err(vec![file]),
+            (Err(errs), Ok(_)) => Err(errs),
+            (Err(mut errs), Err(file)) => {
+                errs.push(file);
+                Err(errs)
+            }
+        }
     }
 
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "one call site, all parts of one entry"
-    )]
     fn normalise_provider(
         &self,
         provider: &str,
@@ -178,11 +228,13 @@ impl CiJob {
         token: Option<String>,
         file: Option<bool>,
         setting: &dyn Fn(&str) -> Option<String>,
-        location: &str,
         at: &str,
-    ) -> Result<Secret, Error> {
-        let spec_err = |at: &str, m: String| {
-            Error::new(ErrorKind::InvalidSpec, m).with_reference(at.to_owned())
+    ) -> Result<Secret, Vec<Error>> {
+        let spec_errs = |problems: Vec<String>| {
+            problems
+                .into_iter()
+                .map(|m| Error::new(ErrorKind::InvalidSpec, m).with_reference(at.to_owned()))
+                .collect::<Vec<_>>()
         };
         let mut secret = Secret {
             file,
@@ -191,36 +243,29 @@ impl CiJob {
         };
         match provider {
             "vault" => {
-                let mut vault = parse_vault(body).map_err(|m| spec_err(at, m))?;
-                vault.server = self.vault_server(token.as_deref(), setting)?;
+                let mut vault = parse_vault(body).map_err(spec_errs)?;
+                vault.server = self
+                    .vault_server(token.as_deref(), setting)
+                    .map_err(|e| vec![e])?;
                 secret.vault = Some(vault);
             }
             "aws_secrets_manager" => {
-                let mut aws = parse_aws(body).map_err(|m| spec_err(at, m))?;
-                aws.server = aws_server(token.as_deref(), setting)?;
+                let mut aws = parse_aws(body).map_err(spec_errs)?;
+                aws.server = aws_server(token.as_deref(), setting).map_err(|e| vec![e])?;
                 secret.aws_secrets_manager = Some(aws);
             }
             "gcp_secret_manager" => {
-                let Some(token) = token.clone() else {
-                    return Err(spec_err(
-                        location,
-                        "token is required with gcp secrets manager".into(),
-                    ));
-                };
-                let (name, version) = parse_gcp(body).map_err(|m| spec_err(at, m))?;
+                let (name, version) = parse_gcp(body).map_err(spec_errs)?;
+                let gate = |name: &str| gate(setting, name, GCP_GATE).map_err(|e| vec![e]);
                 let server = GcpServer {
-                    project_number: gate(setting, "GCP_PROJECT_NUMBER", GCP_GATE)?,
+                    project_number: gate("GCP_PROJECT_NUMBER")?,
                     workload_identity_federation_pool_id: gate(
-                        setting,
                         "GCP_WORKLOAD_IDENTITY_FEDERATION_POOL_ID",
-                        GCP_GATE,
                     )?,
                     workload_identity_federation_provider_id: gate(
-                        setting,
                         "GCP_WORKLOAD_IDENTITY_FEDERATION_PROVIDER_ID",
-                        GCP_GATE,
                     )?,
-                    jwt: token,
+                    jwt: token.unwrap_or_default(),
                 };
                 secret.gcp_secret_manager = Some(GcpSecret {
                     name,
@@ -229,11 +274,12 @@ impl CiJob {
                 });
             }
             "azure_key_vault" => {
-                let (name, version) = parse_azure(body).map_err(|m| spec_err(at, m))?;
+                let (name, version) = parse_azure(body).map_err(spec_errs)?;
+                let gate = |name: &str| gate(setting, name, AZURE_GATE).map_err(|e| vec![e]);
                 let server = AzureServer {
-                    url: gate(setting, "AZURE_KEY_VAULT_SERVER_URL", AZURE_GATE)?,
-                    client_id: gate(setting, "AZURE_CLIENT_ID", AZURE_GATE)?,
-                    tenant_id: gate(setting, "AZURE_TENANT_ID", AZURE_GATE)?,
+                    url: gate("AZURE_KEY_VAULT_SERVER_URL")?,
+                    client_id: gate("AZURE_CLIENT_ID")?,
+                    tenant_id: gate("AZURE_TENANT_ID")?,
                     jwt: self.first_token_or(token.as_deref(), "${CI_JOB_JWT_V2}"),
                 };
                 secret.azure_key_vault = Some(AzureSecret {
@@ -244,20 +290,22 @@ impl CiJob {
             }
             "akeyless" => {
                 if !body.is_object() {
-                    return Err(spec_err(at, "config should be a hash".into()));
+                    return Err(spec_errs(vec!["config should be a hash".into()]));
                 }
-                gate(setting, "AKEYLESS_ACCESS_ID", &["AKEYLESS_ACCESS_ID"])?;
+                gate(setting, "AKEYLESS_ACCESS_ID", &["AKEYLESS_ACCESS_ID"])
+                    .map_err(|e| vec![e])?;
                 // Current runners have no Akeyless resolver: the secret reaches them with no
                 // provider they know, and they skip it with a warning.
                 secret.unknown.insert("akeyless".to_owned(), IgnoredAny);
             }
             "gitlab_secrets_manager" => {
-                return Err(Error::new(
+                check_gitlab_secrets_manager(body).map_err(spec_errs)?;
+                return Err(vec![Error::new(
                     ErrorKind::InvalidConfig,
                     "gitlab_secrets_manager secrets are built by GitLab itself (it mints the OpenBao login)",
                 )
                 .with_reference(at)
-                .with_fix("resolve the job payload GitLab sends (`ci-secrets resolve --job-payload`) instead"));
+                .with_fix("resolve the job payload GitLab sends (`ci-secrets resolve --job-payload`) instead")]);
             }
             _ => unreachable!("PROVIDER_KEYS is exhaustive"),
         }
@@ -342,4 +390,86 @@ pub(super) fn aws_server(
         role_arn: setting("AWS_ROLE_ARN"),
         role_session_name: setting("AWS_ROLE_SESSION_NAME"),
     })
+}
+
+/// GitLab's presenter builds each provider's `server` block once per job
+/// (`@vault_server ||= ...`, and the same for AWS, GCP and Azure): the first secret of a
+/// provider, in file order, decides the token every later one gets.
+#[derive(Default)]
+struct Memo {
+    vault: Option<(String, VaultServer)>,
+    aws: Option<(String, AwsServer)>,
+    gcp: Option<(String, GcpServer)>,
+    azure: Option<(String, AzureServer)>,
+    warnings: Vec<String>,
+}
+
+impl Memo {
+    fn apply(&mut self, variable: &str, secret: &mut Secret) {
+        let token = secret.token.clone();
+        let warnings = &mut self.warnings;
+        if let Some(v) = &mut secret.vault {
+            let own = v.server.auth.data_str("jwt").unwrap_or_default();
+            let first = reuse(&mut self.vault, variable, &mut v.server, |s| {
+                s.auth.data_str("jwt").unwrap_or_default()
+            });
+            warn_ignored(warnings, "Vault", variable, token.as_deref(), &own, first);
+        }
+        if let Some(a) = &mut secret.aws_secrets_manager {
+            let own = a.server.jwt.clone();
+            let first = reuse(&mut self.aws, variable, &mut a.server, |s| s.jwt.clone());
+            warn_ignored(warnings, "AWS", variable, token.as_deref(), &own, first);
+        }
+        if let Some(g) = &mut secret.gcp_secret_manager {
+            let own = g.server.jwt.clone();
+            let first = reuse(&mut self.gcp, variable, &mut g.server, |s| s.jwt.clone());
+            warn_ignored(warnings, "GCP", variable, token.as_deref(), &own, first);
+        }
+        if let Some(z) = &mut secret.azure_key_vault {
+            let own = z.server.jwt.clone();
+            let first = reuse(&mut self.azure, variable, &mut z.server, |s| s.jwt.clone());
+            warn_ignored(warnings, "Azure", variable, token.as_deref(), &own, first);
+        }
+    }
+}
+
+/// Replaces `server` by the memoized block, or memoizes it. Returns the first secret's
+/// variable and token when they differ from this secret's own.
+fn reuse<S: Clone>(
+    memo: &mut Option<(String, S)>,
+    variable: &str,
+    server: &mut S,
+    jwt: impl Fn(&S) -> String,
+) -> Option<(String, String)> {
+    match memo {
+        None => {
+            *memo = Some((variable.to_owned(), server.clone()));
+            None
+        }
+        Some((first, kept)) => {
+            let differs = jwt(kept) != jwt(server);
+            *server = kept.clone();
+            differs.then(|| (first.clone(), jwt(kept)))
+        }
+    }
+}
+
+fn warn_ignored(
+    warnings: &mut Vec<String>,
+    provider: &str,
+    variable: &str,
+    token: Option<&str>,
+    own: &str,
+    first: Option<(String, String)>,
+) {
+    let Some((first, kept)) = first else { return };
+    let own = crate::payload::token_reference(own);
+    let kept = crate::payload::token_reference(&kept);
+    let what = match token {
+        Some(_) => format!("its `token: {own}` is ignored"),
+        None => format!("it does not log in with {own}"),
+    };
+    warnings.push(format!(
+        "{variable}: {what}: GitLab builds one {provider} server block per job, from the first {provider} secret {first}, so {variable} logs in with {first}'s token {kept}; put secrets that need another token in another job"
+    ));
 }

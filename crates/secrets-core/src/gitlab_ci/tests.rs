@@ -151,10 +151,28 @@ fn seed_aws_per_secret_overrides() {
                        "role_session_name": "gitlab-eu-deployment"}),
                 aws_server("$EU_AWS_TOKEN", Some(default_role))),
                 "file": false, "token": "$EU_AWS_TOKEN"},
+            // GitLab builds one AWS server block per job, from the first AWS secret: the
+            // second gets `$EU_AWS_TOKEN` too (ee build_runner_presenter.rb, memoized).
             "US_DATABASE_PASSWORD": {"aws_secrets_manager": aws(
                 json!({"secret_id": "us-app-secrets/database", "field": "password"}),
-                aws_server("$AWS_ID_TOKEN", Some(default_role))), "file": false},
+                aws_server("$EU_AWS_TOKEN", Some(default_role))), "file": false},
         })
+    );
+    let config = CiConfig::from_yaml(&fixture("aws-per-secret-overrides.yml")).unwrap();
+    let job = config.job("multi-region-deployment").unwrap();
+    let settings: HashMap<String, String> = job
+        .variables()
+        .iter()
+        .map(|v| (v.key.clone(), v.value.clone()))
+        .collect();
+    let (_, warnings) = job
+        .secrets_payload_with_warnings(&|n| settings.get(n).cloned())
+        .unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("US_DATABASE_PASSWORD: it does not log in with $AWS_ID_TOKEN")
+            && warnings[0].contains("EU_DATABASE_PASSWORD's token $EU_AWS_TOKEN"),
+        "{warnings:?}"
     );
 }
 
@@ -432,7 +450,7 @@ fn bad_inputs_name_job_variable_and_problem() {
         ),
         (
             "    X:\n      vault: a/b\n      file: \"no\"\n",
-            "file should be a boolean value",
+            "X:file): config should be a boolean value",
         ),
         (
             "    X:\n      gcp_secret_manager:\n        name: n\n",
@@ -456,7 +474,7 @@ fn bad_inputs_name_job_variable_and_problem() {
         ),
         (
             "    X:\n      vault:\n        path: p\n        field: f\n        engine: {name: a}\n",
-            "engine path can't be blank",
+            "engine config missing required keys: path",
         ),
         ("    X:\n      vault: [a]\n", "should be a hash or a string"),
         ("    X:\n      vault: ''\n", "can't be blank"),
@@ -489,7 +507,12 @@ fn bad_inputs_name_job_variable_and_problem() {
     for (secrets, want) in cases {
         let yaml = format!("{base}build:\n  secrets:\n{secrets}");
         let errors = payload_of(&yaml, "build").expect_err(secrets);
-        let text = errors[0].to_string();
+        // GitLab reports every problem of an entry; the one looked for is among them.
+        let text = errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
         assert!(text.contains(want), "{secrets}\n=> {text}");
         assert!(
             text.contains("jobs:build:secrets:X"),
@@ -526,7 +549,13 @@ fn every_bad_secret_is_reported_together() {
     let yaml = "job:\n  secrets:\n    A:\n      vault: a/b\n    B:\n      nope: 1\n";
     let errors = payload_of(yaml, "job").unwrap_err();
     let vars: Vec<_> = errors.iter().map(|e| e.variable().unwrap()).collect();
-    assert_eq!(vars, ["A", "B"]);
+    assert_eq!(vars, ["A", "B", "B"], "GitLab reports both problems of B");
+    assert!(errors[1].message().contains("unknown keys: nope"));
+    assert!(
+        errors[2]
+            .message()
+            .contains("must use exactly one of these keys")
+    );
 }
 
 #[test]
