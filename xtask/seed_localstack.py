@@ -88,6 +88,7 @@ def main():
     )
 
     seed_role_account(args.endpoint, plain)
+    seed_workflows(args.endpoint)
 
     # AWS refuses cross-account reads of a secret under the default KMS key, and LocalStack
     # emulates that check (it only looks at whether a KmsKeyId is set). LocalStack 4.13.1's
@@ -120,6 +121,33 @@ def main():
     check(f":{SHARED_ACCOUNT}:secret:shared-api-keys" in arn, f"shared secret ARN {arn} is not in account {SHARED_ACCOUNT}")
 
     print(json.dumps({"shared_secret_arn": arn}))
+
+
+# Shell-hostile values for the dotenv round trip of `get --spread` (docs/e2e-fixtures.md).
+SPREAD_SHELL = {
+    "plain": "abc-123_/x",
+    "spaces": "a b  c",
+    "quotes": "it's \"q\"",
+    "dollar": "$HOME ${X} `id` $(id)",
+    "backslash": "a\\b\\n",
+    "newline": "l1\nl2",
+    "hash": "#x=y;z",
+    "empty": "",
+}
+
+
+def seed_workflows(endpoint):
+    """The secrets of the seed 004 workflow (`get --spread`), in both accounts."""
+    for key in [DEFAULT_KEY, SEED_ROLE_ACCOUNT]:
+        # seed 004: `awssecrets --region eu-west-1 --secret my-secrets`
+        client(endpoint, "eu-west-1", access_key=key).create_secret(
+            Name="my-secrets",
+            SecretString='{"NPM_TOKEN":"npm-token-4004","npm_registry":"registry.npmjs.org","retries":3,"dry_run":false}',
+        )
+    sm = client(endpoint, "us-east-1")
+    sm.create_secret(Name="spread/nested", SecretString='{"a":"x","nested":{"b":1}}')
+    sm.create_secret(Name="spread/collision", SecretString='{"db-pass":"a","DB_PASS":"b"}')
+    sm.create_secret(Name="spread/shell", SecretString=json.dumps(SPREAD_SHELL))
 
 
 if __name__ == "__main__":

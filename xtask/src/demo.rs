@@ -114,6 +114,13 @@ pub fn resolve_examples(paths: &Paths, binary: &Path) -> Result<()> {
         }
     }
     std::fs::remove_dir_all(&work).ok();
+    for w in crate::demo_workflows::run(paths, binary, &env)? {
+        runs.push(JobRun {
+            file: w.file,
+            job: w.job,
+            ok: w.ok,
+        });
+    }
 
     println!("\nsummary:");
     for run in &runs {

@@ -25,6 +25,7 @@
 mod bench;
 mod ci;
 mod demo;
+mod demo_workflows;
 mod dist;
 mod fakes;
 mod install;

@@ -201,6 +201,12 @@ pub fn seed(http: &Client, addr: &str, issuer: &str) -> Result<()> {
         "production/db",
         json!({ "password": "this-is-a-password", "user": "db-user" }),
     )?;
+    // A field holding a JSON object as text, for `ci-secrets get --spread`.
+    root.kv2(
+        "ops",
+        "production/app",
+        json!({ "env": r#"{"API_URL":"https://api.example.com","WORKERS":4,"DEBUG":false}"# }),
+    )?;
     root.post("kv1/ci/legacy", json!({ "api_key": "legacy-api-key-5678" }))?;
     root.post(
         "artifactory/production/jfrog",

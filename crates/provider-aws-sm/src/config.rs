@@ -115,6 +115,11 @@ impl AwsSecretsManagerBuilder {
     ///
     /// [`ErrorKind::InvalidConfig`] naming `app_name` when it is not a valid AWS app name.
     pub fn build(self) -> Result<AwsSecretsManagerProvider, Error> {
+        Ok(AwsSecretsManagerProvider::new(self.into_config()?))
+    }
+
+    /// The checked settings, for the provider and [`crate::AssumeRoleBuilder`].
+    pub(crate) fn into_config(self) -> Result<Config, Error> {
         let app_name = AppName::new(self.app_name.clone()).map_err(|_| {
             Error::new(
                 ErrorKind::InvalidConfig,
@@ -126,14 +131,14 @@ impl AwsSecretsManagerBuilder {
         })?;
         let snapshot = self.env.clone().unwrap_or_else(Environment::capture);
         let pairs: Vec<(&str, &str)> = snapshot.iter().collect();
-        Ok(AwsSecretsManagerProvider::new(Config {
+        Ok(Config {
             env: Env::from_slice(&pairs),
             env_names: snapshot.iter().map(|(k, _)| k.to_owned()).collect(),
             fs: Fs::real(),
             number_format: self.number_format,
             batching: self.batching,
             app_name,
-        }))
+        })
     }
 }
 

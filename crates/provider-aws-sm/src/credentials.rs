@@ -128,7 +128,11 @@ pub(crate) fn timeout_config(ctx: &ResolveContext) -> TimeoutConfig {
 
 /// The base `aws-config` loader: injected environment and files, the region, our retry and
 /// timeout settings and app name. Endpoint overrides come from the environment it reads.
-fn loader(config: &Config, region: &str, ctx: &ResolveContext) -> aws_config::ConfigLoader {
+pub(crate) fn loader(
+    config: &Config,
+    region: &str,
+    ctx: &ResolveContext,
+) -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
         .env(config.env.clone())
         .fs(config.fs.clone())
@@ -190,41 +194,65 @@ async fn web_identity(
         .no_credentials()
         .load()
         .await;
-    let sts = aws_sdk_sts::Client::new(&sdk);
-    let answer = sts
-        .assume_role_with_web_identity()
-        .role_arn(role_arn)
-        .role_session_name(session_name)
-        .web_identity_token(token.expose())
-        .customize()
-        .interceptor(CountAttempts::new(ctx.requests.clone(), STS_ASSUME_ROLE))
-        .send()
-        .await
-        .map_err(|err| sts_failure(&classify_sdk(&err), role_arn, &identity.region, &token))?;
-    let Some(c) = answer.credentials() else {
-        return Err(Failure::new(
-            ErrorKind::Unexpected,
-            format!(
-                "AssumeRoleWithWebIdentity for role {role_arn} in {} answered without credentials",
-                identity.region
-            ),
-        ));
-    };
-    let credentials = Credentials::new(
-        c.access_key_id(),
-        c.secret_access_key(),
-        Some(c.session_token().to_owned()),
-        SystemTime::try_from(*c.expiration()).ok(),
-        "AssumeRoleWithWebIdentity",
-    );
+    let credentials = assume_with_web_identity(
+        &sdk,
+        role_arn,
+        session_name,
+        &token,
+        None,
+        &identity.region,
+        ctx,
+    )
+    .await?;
     Ok(sdk
         .into_builder()
         .credentials_provider(SharedCredentialsProvider::new(credentials))
         .build())
 }
 
+/// STS `AssumeRoleWithWebIdentity` with a checked `token`, unsigned (`sdk` has no
+/// credentials), counted as [`RequestKind::StsAssumeRole`]. `duration` unset: STS's default
+/// (3600 s), as the runner does. Shared by the provider and [`crate::assume_role`].
+pub(crate) async fn assume_with_web_identity(
+    sdk: &SdkConfig,
+    role_arn: &str,
+    session_name: &str,
+    token: &IdToken,
+    duration: Option<i32>,
+    region: &str,
+    ctx: &ResolveContext,
+) -> Result<Credentials> {
+    let sts = aws_sdk_sts::Client::new(sdk);
+    let answer = sts
+        .assume_role_with_web_identity()
+        .role_arn(role_arn)
+        .role_session_name(session_name)
+        .web_identity_token(token.expose())
+        .set_duration_seconds(duration)
+        .customize()
+        .interceptor(CountAttempts::new(ctx.requests.clone(), STS_ASSUME_ROLE))
+        .send()
+        .await
+        .map_err(|err| sts_failure(&classify_sdk(&err), role_arn, region, token))?;
+    let Some(c) = answer.credentials() else {
+        return Err(Failure::new(
+            ErrorKind::Unexpected,
+            format!(
+                "AssumeRoleWithWebIdentity for role {role_arn} in {region} answered without credentials"
+            ),
+        ));
+    };
+    Ok(Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_owned()),
+        SystemTime::try_from(*c.expiration()).ok(),
+        "AssumeRoleWithWebIdentity",
+    ))
+}
+
 /// STS's rules for `RoleSessionName`, checked before the call so the error is clear.
-fn check_session_name(name: &str) -> Result<()> {
+pub(crate) fn check_session_name(name: &str) -> Result<()> {
     let valid_chars = name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c));
@@ -301,17 +329,33 @@ async fn default_chain(
     config: &Config,
     ctx: &ResolveContext,
 ) -> Result<SdkConfig> {
-    let sdk = loader(config, &identity.region, ctx).load().await;
     let fix = "no role ARN is set, so the runner host's default credential chain was used: give \
                the runner manager process credentials (AWS_ACCESS_KEY_ID and \
                AWS_SECRET_ACCESS_KEY, AWS_PROFILE with a shared credentials or config file, \
                AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN, an ECS task role, or an EC2 \
                instance profile on the runner manager, not on the job pods), or set \
                AWS_ROLE_ARN and an ID token named AWS_ID_TOKEN to use OIDC";
+    let (sdk, credentials) = chain_credentials(config, &identity.region, ctx, fix).await?;
+    Ok(sdk
+        .into_builder()
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
+        .build())
+}
+
+/// Loads credentials once from the default chain of `aws-config` for `region`; errors say
+/// what was tried and end with `fix`. Returns the loaded SDK config (its provider still the
+/// chain) and the credentials. Shared by the provider and [`crate::assume_role`].
+pub(crate) async fn chain_credentials(
+    config: &Config,
+    region: &str,
+    ctx: &ResolveContext,
+    fix: &str,
+) -> Result<(SdkConfig, Credentials)> {
+    let sdk = loader(config, region, ctx).load().await;
     let Some(provider) = sdk.credentials_provider() else {
         return Err(Failure::new(
             ErrorKind::InvalidConfig,
-            format!("no AWS credentials provider for region {}", identity.region),
+            format!("no AWS credentials provider for region {region}"),
         )
         .with_fix(fix));
     };
@@ -326,8 +370,8 @@ async fn default_chain(
             return Err(Failure::new(
                 classified.kind,
                 format!(
-                    "cannot load AWS credentials for region {}: {}",
-                    identity.region, classified.detail
+                    "cannot load AWS credentials for region {region}: {}",
+                    classified.detail
                 ),
             )
             .with_fix(fix));
@@ -336,19 +380,15 @@ async fn default_chain(
             return Err(Failure::new(
                 ErrorKind::InvalidConfig,
                 format!(
-                    "cannot load AWS credentials for region {}: the default chain did not answer \
-                     within {} s (no EC2 IMDS role found?)",
-                    identity.region,
+                    "cannot load AWS credentials for region {region}: the default chain did not \
+                     answer within {} s (no EC2 IMDS role found?)",
                     limit.as_secs()
                 ),
             )
             .with_fix(fix));
         }
     };
-    Ok(sdk
-        .into_builder()
-        .credentials_provider(SharedCredentialsProvider::new(credentials))
-        .build())
+    Ok((sdk, credentials))
 }
 
 #[cfg(test)]

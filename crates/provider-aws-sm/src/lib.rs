@@ -20,13 +20,17 @@
 //! # }
 //! ```
 //!
-//! Modules: `config` (the builder), `descriptor` (the offline description), `planning`
+//! [`AssumeRoleBuilder`] hands temporary credentials to a job (web identity or the default
+//! chain, then role chaining) with the same checks and classified errors.
+//!
+//! Modules: `assume_role` (temporary credentials for a job), `config` (the builder), `descriptor` (the offline description), `planning`
 //! (checks, grouping and batching, shared by the live path and the plan), `provider` (the
 //! trait impl), `client` (SDK calls), `credentials` (identity selection), `value` (field
 //! extraction), `error` ([`classify`]).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod assume_role;
 mod client;
 mod config;
 mod credentials;
@@ -36,6 +40,10 @@ mod planning;
 mod provider;
 mod value;
 
+pub use assume_role::{
+    AssumeRoleBuilder, MAX_CHAINED_DURATION_SECS, MAX_DURATION_SECS, MIN_DURATION_SECS,
+    TemporaryCredentials, default_session_name,
+};
 pub use config::{AwsSecretsManagerBuilder, DEFAULT_APP_NAME, NumberFormat};
 pub use descriptor::{AwsSecretsManagerDescriptor, DESCRIPTOR};
 pub use error::classify;

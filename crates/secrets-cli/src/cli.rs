@@ -21,6 +21,12 @@ Examples:
   # Explain an ID token (never printed) against a Vault role or an AWS trust policy
   ci-secrets doctor --token-var VAULT_ID_TOKEN --for vault=ci
 
+  # Temporary AWS credentials from the ID token in $AWS_ID_TOKEN for $AWS_ROLE_ARN
+  eval \"$(ci-secrets aws-credentials --format shell)\"
+
+  # One JSON secret spread into one variable per key, for later jobs
+  ci-secrets get aws_secrets_manager:my-secrets --region eu-west-1 --spread --output .ci-secrets
+
 Exit codes:
   0  success
   2  bad input or configuration (malformed spec, unknown job, missing setting,
@@ -60,6 +66,12 @@ pub enum Command {
     Check(CheckArgs),
     /// Decode an ID token and say what a Vault role or AWS trust policy must match.
     Doctor(DoctorArgs),
+    /// Get temporary AWS credentials (ID token or default chain, then role chaining) and
+    /// print them, write a credentials file, or run a command with them.
+    AwsCredentials(AwsCredentialsArgs),
+    /// Read one secret by its `secrets:` short form; `--spread` turns a flat JSON object
+    /// into one variable per key.
+    Get(GetArgs),
     /// Print the shell completion script (bash, zsh, fish) to stdout.
     Completions(CompletionsArgs),
     /// Print the man page (roff) to stdout.
@@ -104,7 +116,7 @@ pub struct InputArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     /// `KEY=value` lines; values with spaces, quotes, `$`, `#` or newlines are double-quoted
-    /// with `\\`, `\"`, `\$` and `\n` escapes.
+    /// with `\\`, `\"`, `\$` and `` \` `` escapes (line breaks kept), as a shell reads them.
     Dotenv,
     /// `export KEY='value'` lines for `eval` or `source`.
     Shell,
@@ -224,6 +236,116 @@ pub struct TuningArgs {
     /// Requests in flight per server at most.
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub max_concurrency: usize,
+}
+
+/// `aws-credentials`
+#[derive(Debug, Args)]
+pub struct AwsCredentialsArgs {
+    /// With `-- CMD`: do not mask the credentials in the command's output.
+    #[arg(long)]
+    pub no_mask: bool,
+    /// Where the first credentials come from.
+    #[arg(long, value_enum, default_value = "web-identity")]
+    pub source: AwsSource,
+    /// The role to assume with the ID token (default: $AWS_ROLE_ARN).
+    #[arg(long, value_name = "ARN")]
+    pub role_arn: Option<String>,
+    /// The environment variable holding the ID token (an `id_tokens:` entry).
+    #[arg(long, value_name = "NAME", default_value = "AWS_ID_TOKEN")]
+    pub token_var: String,
+    /// The role session name (default: $AWS_ROLE_SESSION_NAME, else
+    /// ${CI_JOB_ID}-${CI_PROJECT_ID}-${CI_SERVER_HOST} cut to 64 bytes, as GitLab Runner).
+    #[arg(long, value_name = "NAME")]
+    pub session_name: Option<String>,
+    /// Session lifetime in seconds (900 to 43200; at most 3600 with role chaining); default
+    /// STS's, 3600.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<u64>,
+    /// The region (default: $AWS_REGION, then $AWS_DEFAULT_REGION).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Then assume this role with `sts:AssumeRole` (role chaining); repeat for a longer chain.
+    #[arg(long, value_name = "ARN")]
+    pub chain_role_arn: Vec<String>,
+    /// Output format (ignored with --profile or a command).
+    #[arg(long, value_enum, default_value = "shell")]
+    pub format: AwsFormat,
+    /// Write a shared credentials file section `[NAME]` to --output instead (0600; other
+    /// sections of an existing file are kept).
+    #[arg(long, value_name = "NAME", requires = "output")]
+    pub profile: Option<String>,
+    /// Write the output to this file (0600, replaced whole) instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Seconds a single HTTP request may take.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub request_timeout: u64,
+    /// Run this command with the credentials in its environment instead of printing them.
+    #[arg(last = true, value_name = "CMD", conflicts_with_all = ["profile", "output"])]
+    pub command: Vec<String>,
+}
+
+/// Sources of `aws-credentials`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AwsSource {
+    /// STS `AssumeRoleWithWebIdentity` with the ID token in --token-var.
+    WebIdentity,
+    /// The default chain: environment keys, AWS_PROFILE, AWS_WEB_IDENTITY_TOKEN_FILE with
+    /// AWS_ROLE_ARN (EKS IRSA), ECS, EC2 instance profile.
+    DefaultChain,
+}
+
+/// Formats of `aws-credentials`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AwsFormat {
+    /// `export KEY='value'` lines for `eval`.
+    Shell,
+    /// `KEY=value` lines, quoted as `resolve` quotes them.
+    Dotenv,
+    /// `{"variables": [...], "expiration": ...}`.
+    Json,
+    /// GitHub Actions: masks on stdout, the variables to `$GITHUB_ENV`.
+    Github,
+    /// The JSON an AWS `credential_process` prints (Version 1).
+    CredentialProcess,
+}
+
+/// `get`
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The secret in the short form `secrets:` takes after the keyword:
+    /// `aws_secrets_manager:my-secrets`, `aws_secrets_manager:app/db#password`,
+    /// `vault:production/db@ops`.
+    #[arg(value_name = "KEYWORD:REFERENCE")]
+    pub reference: String,
+    /// The value is a flat JSON object: one variable per top-level key.
+    #[arg(long)]
+    pub spread: bool,
+    /// With --spread: put this before every name (then the naming rule applies).
+    #[arg(long, value_name = "PREFIX", requires = "spread")]
+    pub prefix: Option<String>,
+    /// The AWS region (default: $AWS_REGION).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// The ID token variable (default: AWS_ID_TOKEN for AWS, VAULT_ID_TOKEN otherwise).
+    #[arg(long, value_name = "NAME")]
+    pub token_var: Option<String>,
+    /// Output format; without it, --spread prints dotenv and a single value prints itself.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// The variable's name when a single value is printed with --format.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "VALUE",
+        conflicts_with = "spread"
+    )]
+    pub name: String,
+    /// Write the output to this file (0600) instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub tuning: TuningArgs,
 }
 
 /// `PROVIDER=TARGET` of `doctor --for`.

@@ -1,10 +1,12 @@
 //! The subcommands.
 
 use crate::cli::{CheckArgs, CheckFormat, Command, DoctorArgs, ExecArgs, ResolveArgs, TuningArgs};
+use crate::emit;
 use crate::env::ProcessEnv;
 use crate::exit;
 use crate::input::{self, CliError};
 use crate::output::{self, Delivered};
+use crate::supervise::{Signals, supervise};
 use auth_oidc::{IdToken, SystemClock};
 use secrecy::ExposeSecret;
 use secrets_core::materialise::SecretFiles;
@@ -23,6 +25,8 @@ pub async fn run(command: Command, env: &ProcessEnv) -> u8 {
         Command::Doctor(args) => doctor(args, env).await,
         Command::Completions(args) => crate::generate::completions(&args),
         Command::Man => crate::generate::man(),
+        Command::AwsCredentials(args) => crate::aws_credentials::run(args, env).await,
+        Command::Get(args) => crate::get::run(args, env).await,
     };
     match result {
         Ok(code) => code,
@@ -33,7 +37,7 @@ pub async fn run(command: Command, env: &ProcessEnv) -> u8 {
     }
 }
 
-fn build_resolver(
+pub(crate) fn build_resolver(
     payload: &JobPayload,
     tuning: &TuningArgs,
     env: &ProcessEnv,
@@ -48,7 +52,7 @@ fn build_resolver(
     Ok(builder.with_options(options).build())
 }
 
-async fn resolve_or_report(
+pub(crate) async fn resolve_or_report(
     payload: &JobPayload,
     tuning: &TuningArgs,
     env: &ProcessEnv,
@@ -63,7 +67,7 @@ async fn resolve_or_report(
     }
 }
 
-fn failure_error(failure: &ResolveFailure) -> CliError {
+pub(crate) fn failure_error(failure: &ResolveFailure) -> CliError {
     for warning in &failure.report.warnings {
         warn!("{warning}");
     }
@@ -94,7 +98,7 @@ fn requests_line(report: &Report) -> String {
     )
 }
 
-fn summarise(report: &Report) {
+pub(crate) fn summarise(report: &Report) {
     for warning in &report.warnings {
         warn!("{warning}");
     }
@@ -106,7 +110,7 @@ fn summarise(report: &Report) {
 }
 
 /// Writes file variables into `files` and returns every variable as delivered.
-fn deliver(
+pub(crate) fn deliver(
     resolution: &Resolution,
     files: &mut Option<SecretFiles>,
     files_dir: Option<&Path>,
@@ -145,40 +149,12 @@ async fn resolve(args: ResolveArgs, env: &ProcessEnv) -> Result<u8, CliError> {
     let mut files = None;
     let delivered = deliver(&resolution, &mut files, args.files_dir.as_deref())?;
     let rendered = output::render(args.format, &delivered, &resolution.report);
-    if let Some(env_part) = &rendered.github_env {
-        match (&args.output, env.get("GITHUB_ENV")) {
-            (None, Some(github_env)) => append_file(Path::new(github_env), env_part)?,
-            (Some(path), _) => write_private(
-                path,
-                &zeroize::Zeroizing::new(format!("{}{}", *rendered.main, **env_part)),
-            )?,
-            (None, None) => print!("{}{}", *rendered.main, **env_part),
-        }
-        if args.output.is_none() && env.get("GITHUB_ENV").is_some() {
-            print!("{}", *rendered.main);
-        }
-    } else {
-        match &args.output {
-            Some(path) => write_private(path, &rendered.main)?,
-            None => print!("{}", *rendered.main),
-        }
-    }
+    emit::emit(&rendered, args.output.as_deref(), env)?;
     if let Some(files) = files {
         let dir = files.keep();
         info!("File variables are in {}", dir.display());
     }
     Ok(exit::OK)
-}
-
-fn write_private(path: &Path, text: &str) -> Result<(), CliError> {
-    use secrets_core::private_file::{Existing, write};
-    write(path, text.as_bytes(), Existing::Replace)
-        .map_err(|e| CliError::config(format!("writing {}: {e}", path.display())))
-}
-
-fn append_file(path: &Path, text: &str) -> Result<(), CliError> {
-    secrets_core::private_file::append(path, text.as_bytes())
-        .map_err(|e| CliError::config(format!("appending to {}: {e}", path.display())))
 }
 
 async fn exec(args: ExecArgs, env: &ProcessEnv) -> Result<u8, CliError> {
@@ -205,65 +181,6 @@ async fn exec(args: ExecArgs, env: &ProcessEnv) -> Result<u8, CliError> {
         files.cleanup();
     }
     code
-}
-
-/// SIGINT, SIGTERM and SIGHUP, caught so they can be forwarded.
-struct Signals {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn listen() -> Result<Self, CliError> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let listen = |kind| {
-            signal(kind).map_err(|e| CliError::internal(format!("listening for signals: {e}")))
-        };
-        Ok(Self {
-            int: listen(SignalKind::interrupt())?,
-            term: listen(SignalKind::terminate())?,
-            hup: listen(SignalKind::hangup())?,
-        })
-    }
-}
-
-/// Runs the child, forwarding SIGINT, SIGTERM and SIGHUP to it, with its output masked by
-/// `masker` (`crate::mask_pump`), and returns its exit code (128 + signal when it was killed).
-async fn supervise(
-    mut command: tokio::process::Command,
-    program: &str,
-    mut signals: Signals,
-    masker: Option<secrets_core::masker::Masker>,
-) -> Result<u8, CliError> {
-    use nix::sys::signal::{Signal, kill};
-    use nix::unistd::Pid;
-
-    crate::mask_pump::pipe_output(&mut command, masker.as_ref());
-    let mut child = command
-        .spawn()
-        .map_err(|e| CliError::config(format!("starting {program}: {e}")))?;
-    let pumps = crate::mask_pump::start(&mut child, masker)?;
-    let pid = child.id().map(|id| Pid::from_raw(id as i32));
-    let status = loop {
-        let forward = tokio::select! {
-            status = child.wait() => break status,
-            _ = signals.int.recv() => Signal::SIGINT,
-            _ = signals.term.recv() => Signal::SIGTERM,
-            _ = signals.hup.recv() => Signal::SIGHUP,
-        };
-        if let Some(pid) = pid {
-            let _ = kill(pid, forward);
-        }
-    };
-    pumps.finish().await;
-    let status = status.map_err(|e| CliError::internal(format!("waiting for {program}: {e}")))?;
-    use std::os::unix::process::ExitStatusExt;
-    Ok(match (status.code(), status.signal()) {
-        (Some(code), _) => code.clamp(0, 255) as u8,
-        (None, Some(signal)) => (128 + signal).clamp(0, 255) as u8,
-        (None, None) => exit::INTERNAL,
-    })
 }
 
 fn check(args: CheckArgs, env: &ProcessEnv) -> Result<u8, CliError> {

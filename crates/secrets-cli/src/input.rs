@@ -127,14 +127,26 @@ pub async fn load(input: &InputArgs, env: &ProcessEnv) -> Result<JobPayload, Cli
 /// The payload GitLab would send for `job`: provider settings from the job's variables and the
 /// environment (the environment wins), and the variables the job would see.
 pub fn job_payload(job: &CiJob, env: &ProcessEnv) -> Result<JobPayload, CliError> {
+    job_payload_with(job, env, &[])
+}
+
+/// [`job_payload`] with settings that win over the environment (`get --region`).
+pub fn job_payload_with(
+    job: &CiJob,
+    env: &ProcessEnv,
+    overrides: &[(&str, &str)],
+) -> Result<JobPayload, CliError> {
     let setting = |name: &str| {
-        env.get(name).map(str::to_owned).or_else(|| {
-            job.variables()
-                .iter()
-                .rev()
-                .find(|v| v.key == name)
-                .map(|v| v.value.clone())
-        })
+        let set = overrides.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+        set.or_else(|| env.get(name))
+            .map(str::to_owned)
+            .or_else(|| {
+                job.variables()
+                    .iter()
+                    .rev()
+                    .find(|v| v.key == name)
+                    .map(|v| v.value.clone())
+            })
     };
     let (secrets, warnings) = job
         .secrets_payload_with_warnings(&setting)

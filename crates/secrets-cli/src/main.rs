@@ -6,18 +6,22 @@
     reason = "a command-line tool prints its results"
 )]
 
+mod aws_credentials;
 mod cli;
 mod commands;
 mod doctor_tokens;
+mod emit;
 mod env;
 mod exit;
 mod files;
 mod generate;
+mod get;
 mod hardening;
 mod id_token_sources;
 mod input;
 mod mask_pump;
 mod output;
+mod supervise;
 
 use clap::Parser;
 use std::process::ExitCode;

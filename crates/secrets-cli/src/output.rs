@@ -182,8 +182,6 @@ fn write_dotenv_value(out: &mut dyn fmt::Write, value: &str) -> fmt::Result {
             '"' => out.write_str("\\\"")?,
             '$' => out.write_str("\\$")?,
             '`' => out.write_str("\\`")?,
-            '\n' => out.write_str("\\n")?,
-            '\r' => out.write_str("\\r")?,
             c => out.write_char(c)?,
         }
     }
@@ -229,7 +227,7 @@ mod tests {
         assert_eq!(dotenv_value("abc-123_/x"), "abc-123_/x");
         assert_eq!(dotenv_value(""), "\"\"");
         assert_eq!(dotenv_value("a b"), "\"a b\"");
-        assert_eq!(dotenv_value("l1\nl2"), "\"l1\\nl2\"");
+        assert_eq!(dotenv_value("l1\nl2"), "\"l1\nl2\"");
         assert_eq!(dotenv_value(r#"q"$x\"#), r#""q\"\$x\\""#);
     }
 
@@ -267,7 +265,7 @@ mod tests {
         let dotenv = render(Format::Dotenv, &vars, &report);
         assert_eq!(
             dotenv.main.as_str(),
-            "A=\"it's a \\\"canary\\\"\\nline \\$x\"\nB=plain\n"
+            "A=\"it's a \\\"canary\\\"\nline \\$x\"\nB=plain\n"
         );
         let json = render(Format::Json, &vars, &report);
         let doc: serde_json::Value = serde_json::from_str(&json.main).unwrap();
