@@ -2,6 +2,7 @@
 //! `server` blocks built from CI/CD variables, and the gate variables (runner-semantics §7).
 
 use super::entries::{parse_aws, parse_azure, parse_gcp, parse_vault};
+use super::gitlab_sm::{gitlab_sm_secret, parse_gitlab_sm};
 use super::keywords::job_error;
 use super::{CiJob, CiVariable, IdTokenSpec};
 use crate::error::{Error, ErrorKind};
@@ -252,12 +253,10 @@ impl CiJob {
                 secret.unknown.insert("akeyless".to_owned(), IgnoredAny);
             }
             "gitlab_secrets_manager" => {
-                return Err(Error::new(
-                    ErrorKind::InvalidConfig,
-                    "gitlab_secrets_manager secrets are built by GitLab itself (it mints the OpenBao login)",
-                )
-                .with_reference(at)
-                .with_fix("resolve the job payload GitLab sends (`ci-secrets resolve --job-payload`) instead"));
+                let (name, source) = parse_gitlab_sm(body).map_err(|m| spec_err(at, m))?;
+                let first = self.id_tokens.first().map(|t| t.name.as_str());
+                secret.gitlab_secrets_manager =
+                    Some(gitlab_sm_secret(&name, source.as_deref(), first, setting)?);
             }
             _ => unreachable!("PROVIDER_KEYS is exhaustive"),
         }
