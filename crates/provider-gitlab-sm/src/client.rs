@@ -135,6 +135,11 @@ impl ServerClient {
                 "the JWT has expired: GitLab mints it per job; retry the job (with --ci-config, \
                  use a fresh ID token)"
                     .to_owned()
+            } else if text.contains("claim") {
+                format!(
+                    "the JWT's claims do not match the bound_claims of role {role:?} at {auth} \
+                     (GitLab binds the project; CEL roles also check `environment:` and the branch)"
+                )
             } else if answer.status == 403 {
                 format!(
                     "no jwt auth method is mounted at {auth} (check the namespace in the path and \
