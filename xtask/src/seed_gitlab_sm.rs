@@ -129,3 +129,26 @@ pub fn seed(http: &Client, addr: &str, issuer: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// What `cargo xtask demo` adds to the environment of a GitLab Secrets Manager example job:
+/// the predefined variables of project 34 in group `mygroup` (12), the OpenBao URL, and the
+/// JWT GitLab would mint (audience the OpenBao URL), which the tool reads from
+/// `GITLAB_SECRETS_MANAGER_ID_TOKEN`.
+pub fn demo_env(env: &auth_oidc::testing::E2eEnv) -> Result<Vec<(String, String)>> {
+    use secrecy::ExposeSecret as _;
+    let claims = auth_oidc::testing::GitlabClaims::new()
+        .with_project("mygroup/myproject", 34)
+        .with_namespace("mygroup", 12)
+        .with_audience(env.vault_addr());
+    let jwt = env.minter().mint(&claims)?;
+    Ok([
+        ("GITLAB_SECRETS_MANAGER_URL", env.vault_addr()),
+        ("GITLAB_SECRETS_MANAGER_ID_TOKEN", jwt.expose_secret()),
+        ("CI_PROJECT_ID", "34"),
+        ("CI_PROJECT_NAMESPACE_ID", "12"),
+        ("CI_PROJECT_NAMESPACE", "mygroup"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect())
+}
