@@ -105,6 +105,9 @@ pub fn resolve_examples(paths: &Paths, binary: &Path) -> Result<()> {
                 let minted = minter.mint(&GitlabClaims::new().with_audience(aud))?;
                 job_env.push((token.name.clone(), minted.expose_secret().to_owned()));
             }
+            if name.starts_with("gitlab-secrets-manager") {
+                job_env.extend(crate::seed_gitlab_sm::demo_env(&env)?);
+            }
             let ok = run_job(binary, &local, &name, job, &files_dir, &job_env)?;
             runs.push(JobRun {
                 file: name.clone(),

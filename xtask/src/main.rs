@@ -32,6 +32,7 @@ mod install;
 mod issuer;
 mod paths;
 mod procs;
+mod seed_gitlab_sm;
 mod seed_vault;
 mod services;
 mod soak;

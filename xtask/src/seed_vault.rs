@@ -28,14 +28,14 @@ const PRODUCTION_POLICY: &str = r#"
 path "ops/data/production/*" { capabilities = ["read"] }
 "#;
 
-struct Vault<'a> {
-    http: &'a Client,
-    addr: &'a str,
-    namespace: Option<&'a str>,
+pub(crate) struct Vault<'a> {
+    pub(crate) http: &'a Client,
+    pub(crate) addr: &'a str,
+    pub(crate) namespace: Option<&'a str>,
 }
 
 impl Vault<'_> {
-    fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
+    pub(crate) fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
         let url = format!("{}/v1/{path}", self.addr);
         let started = Instant::now();
         loop {
@@ -75,11 +75,11 @@ impl Vault<'_> {
         }
     }
 
-    fn post(&self, path: &str, body: Value) -> Result<Value> {
+    pub(crate) fn post(&self, path: &str, body: Value) -> Result<Value> {
         self.call(Method::POST, path, Some(&body))
     }
 
-    fn mount(&self, path: &str, engine: &str, kv_version: Option<&str>) -> Result<()> {
+    pub(crate) fn mount(&self, path: &str, engine: &str, kv_version: Option<&str>) -> Result<()> {
         let mut body = json!({ "type": engine });
         if let Some(version) = kv_version {
             body["options"] = json!({ "version": version });
@@ -87,7 +87,7 @@ impl Vault<'_> {
         self.post(&format!("sys/mounts/{path}"), body).map(drop)
     }
 
-    fn policy(&self, name: &str, hcl: &str) -> Result<()> {
+    pub(crate) fn policy(&self, name: &str, hcl: &str) -> Result<()> {
         self.call(
             Method::PUT,
             &format!("sys/policies/acl/{name}"),
@@ -96,7 +96,7 @@ impl Vault<'_> {
         .map(drop)
     }
 
-    fn kv2(&self, mount: &str, path: &str, data: Value) -> Result<()> {
+    pub(crate) fn kv2(&self, mount: &str, path: &str, data: Value) -> Result<()> {
         self.post(&format!("{mount}/data/{path}"), json!({ "data": data }))
             .map(drop)
     }
@@ -233,6 +233,7 @@ pub fn seed(http: &Client, addr: &str, issuer: &str) -> Result<()> {
     team1.policy("ci-read", CI_READ_POLICY)?;
     team1.jwt_auth("jwt", issuer, &[("ci", ci_role())])?;
     team1.kv2("secret", "ci/app", json!({ "password": "team1-password" }))?;
+    crate::seed_gitlab_sm::seed(http, addr, issuer)?;
 
     // Check the seed reads back (catches a kv-v2 upgrade that swallowed a write).
     let app = root.call(Method::GET, "secret/data/ci/app", None)?;

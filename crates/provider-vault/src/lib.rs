@@ -35,10 +35,11 @@ mod token_guard;
 
 pub use config::VaultProviderBuilder;
 pub use descriptor::{DESCRIPTOR, VaultDescriptor};
-pub use engine::{EngineKind, go_clean, go_join};
+pub use engine::{EngineKind, go_clean, go_join, request_path};
 pub use format::format_go_value;
 pub use provider::VaultProvider;
 pub use revocation::wait_for_revocations;
+pub use server_messages::server_errors;
 
 /// The requests this provider sends, by report key.
 pub mod requests {

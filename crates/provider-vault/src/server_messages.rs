@@ -7,7 +7,7 @@ const MAX_QUOTED: usize = 300;
 
 /// Vault's `errors` array from an answer, with `secrets` scrubbed and each message cut short.
 /// Anything else in the body is ignored.
-pub(crate) fn server_errors(body: &[u8], secrets: &[&str]) -> Vec<String> {
+pub fn server_errors(body: &[u8], secrets: &[&str]) -> Vec<String> {
     #[derive(serde::Deserialize)]
     struct Errors {
         #[serde(default)]

@@ -11,6 +11,7 @@ use crate::error::{Error, ErrorKind};
 use serde_json::{Map, Value};
 
 mod entries;
+mod gitlab_sm;
 mod include;
 mod inherit;
 mod keywords;

@@ -46,6 +46,20 @@ const TABLE: &[Registration] = &[
         #[cfg(not(feature = "aws-sm"))]
         compiled: None,
     },
+    Registration {
+        kind: ProviderKind::GitlabSecretsManager,
+        feature: "gitlab-sm",
+        #[cfg(feature = "gitlab-sm")]
+        compiled: Some((&provider_gitlab_sm::DESCRIPTOR, |env| {
+            Ok(Arc::new(
+                provider_gitlab_sm::GitlabSecretsManagerBuilder::new()
+                    .with_env(env.clone())
+                    .build()?,
+            ))
+        })),
+        #[cfg(not(feature = "gitlab-sm"))]
+        compiled: None,
+    },
 ];
 
 /// The cargo feature that compiles in `kind`, or `None` for providers this project does not

@@ -4,6 +4,7 @@
 use super::entries::{
     check_gitlab_secrets_manager, parse_aws, parse_azure, parse_gcp, parse_vault,
 };
+use super::gitlab_sm::{gitlab_sm_secret, parse_gitlab_sm};
 use super::keywords::job_error;
 use super::{CiJob, CiVariable, IdTokenSpec};
 use crate::error::{Error, ErrorKind};
@@ -300,12 +301,12 @@ impl CiJob {
             }
             "gitlab_secrets_manager" => {
                 check_gitlab_secrets_manager(body).map_err(spec_errs)?;
-                return Err(vec![Error::new(
-                    ErrorKind::InvalidConfig,
-                    "gitlab_secrets_manager secrets are built by GitLab itself (it mints the OpenBao login)",
-                )
-                .with_reference(at)
-                .with_fix("resolve the job payload GitLab sends (`ci-secrets resolve --job-payload`) instead")]);
+                let (name, source) = parse_gitlab_sm(body).map_err(|m| spec_errs(vec![m]))?;
+                let first = self.id_tokens.first().map(|t| t.name.as_str());
+                secret.gitlab_secrets_manager = Some(
+                    gitlab_sm_secret(&name, source.as_deref(), first, setting)
+                        .map_err(|e| vec![e.or_reference(at)])?,
+                );
             }
             _ => unreachable!("PROVIDER_KEYS is exhaustive"),
         }

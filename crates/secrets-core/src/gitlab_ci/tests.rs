@@ -500,8 +500,8 @@ fn bad_inputs_name_job_variable_and_problem() {
         ),
         ("    X: just-a-string\n", "config should be a hash"),
         (
-            "    X:\n      gitlab_secrets_manager:\n        name: n\n",
-            "built by GitLab itself",
+            "    X:\n      gitlab_secrets_manager:\n        name: n\n        source: nope\n",
+            "secret source must follow the format group/group_full_path or 'project'",
         ),
     ];
     for (secrets, want) in cases {
