@@ -209,13 +209,14 @@ pub(super) fn parse_gcp(body: &Value) -> Result<(String, String), String> {
         return Err("config should be a hash".into());
     };
     let name = name_and_version_keys(map)?;
+    // GitLab's `AlphanumericValidator` checks the type only (String, Symbol or Integer), and
+    // the entry emits `version&.to_s || 'latest'` (gitlabhq `lib/gitlab/config/entry/
+    // validators.rb`, `ee/lib/gitlab/ci/config/entry/gcp_secret_manager/secret.rb`).
     let version = match map.get("version") {
         None | Some(Value::Null) => "latest".to_owned(),
-        Some(Value::Number(n)) if n.is_u64() => n.to_string(),
-        Some(Value::String(v)) if !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric()) => {
-            v.clone()
-        }
-        Some(_) => return Err("version must be alphanumeric".into()),
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
+        Some(Value::String(v)) => v.clone(),
+        Some(_) => return Err("version must be an alphanumeric string".into()),
     };
     Ok((name, version))
 }

@@ -640,3 +640,39 @@ proptest! {
         }
     }
 }
+
+/// GitLab's `AlphanumericValidator` checks the type (String, Symbol, Integer), not the
+/// characters: a variable reference, a negative number or an empty string pass, a float not.
+#[test]
+fn gcp_versions_are_checked_by_type_as_gitlab_does() {
+    let job = |version: &str| {
+        format!(
+            "variables:\n  GCP_PROJECT_NUMBER: \"1\"\n  GCP_WORKLOAD_IDENTITY_FEDERATION_POOL_ID: p\n  \
+             GCP_WORKLOAD_IDENTITY_FEDERATION_PROVIDER_ID: q\njob:\n  secrets:\n    G:\n      \
+             gcp_secret_manager:\n        name: n\n        version: {version}\n      token: $T\n"
+        )
+    };
+    for (version, emitted) in [
+        ("$GCP_VERSION", "$GCP_VERSION"),
+        ("-1", "-1"),
+        ("'1.0'", "1.0"),
+        ("''", ""),
+        ("7", "7"),
+    ] {
+        let got = payload_of(&job(version), "job").unwrap();
+        assert_eq!(
+            got["G"]["gcp_secret_manager"]["version"], emitted,
+            "{version}"
+        );
+    }
+    for version in ["1.5", "true", "[1]"] {
+        let errors = payload_of(&job(version), "job").unwrap_err();
+        assert!(
+            errors[0]
+                .to_string()
+                .contains("version must be an alphanumeric string"),
+            "{version}: {}",
+            errors[0]
+        );
+    }
+}
