@@ -209,6 +209,11 @@ impl Server {
                 .send(GCP_ACCESS, request)
                 .await
                 .map_err(|t| classify(&op, &Outcome::Transport(t)))?;
+            tracing::trace!(
+                status = answer.status,
+                bytes = answer.body.len(),
+                "access answered"
+            );
             if !answer.is_success() {
                 let error = GoogleError::parse(&answer.body, &[token.expose_secret()]);
                 return Err(classify(

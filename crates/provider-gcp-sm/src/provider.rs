@@ -94,7 +94,10 @@ impl GcpSecretManagerProvider {
         };
         let exchange = sts.exchange(&group.key.audience, group.key.jwt, &hints);
         let token = match ctx.before_deadline(exchange).await {
-            Ok(Ok(token)) => token,
+            Ok(Ok(token)) => {
+                tracing::debug!(reads = reads.len(), "exchanged the ID token at STS");
+                token
+            }
             Ok(Err(e)) => return fail_all(&e),
             Err(late) => return fail_late(late),
         };
@@ -188,12 +191,12 @@ impl SecretProvider for GcpSecretManagerProvider {
         for g in &groups {
             for m in &g.members {
                 let base = self.endpoints.secretmanager_for(&m.location);
-                if !secretmanager.contains_key(&base) {
-                    match reqwest::Url::parse(&base) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = secretmanager.entry(base) {
+                    match reqwest::Url::parse(slot.key()) {
                         Ok(url) => {
-                            secretmanager.insert(base, Server::new(http.clone(), url, ctx));
+                            slot.insert(Server::new(http.clone(), url, ctx));
                         }
-                        Err(_) => tracing::warn!("cannot parse the endpoint {base}"),
+                        Err(_) => tracing::warn!("cannot parse the endpoint {}", slot.key()),
                     }
                 }
             }
