@@ -167,4 +167,24 @@ mod tests {
         );
         assert_eq!(parse_provider("q").2, "q");
     }
+
+    #[test]
+    fn the_trust_hint_names_audience_subject_length_and_principal() {
+        use base64::Engine as _;
+        let b = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let sub = format!("project_path:g/p:ref_type:branch:ref:{}", "x".repeat(100));
+        let claims = serde_json::json!({"iss": "https://gitlab.example.com", "aud": "https://a",
+            "sub": sub, "project_id": "42", "namespace_path": "g"});
+        let jwt = format!("{}.{}.sig", b(r#"{"alg":"RS256"}"#), b(&claims.to_string()));
+        let token = auth_oidc::IdToken::parse(&jwt).unwrap();
+        let target =
+            "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/q";
+        let hint = DESCRIPTOR.trust_hint(token.claims(), target).unwrap();
+        assert_eq!(hint.settings["provider"], target);
+        assert_eq!(hint.settings["google_subject"]["bytes"], sub.len());
+        assert_eq!(hint.settings["allowed_audiences"][0], "https://a");
+        let notes = hint.notes.join("\n");
+        assert!(notes.contains("over Google's 127-byte limit"), "{notes}");
+        assert!(notes.contains("attribute.gitlab_project_id/42"), "{notes}");
+    }
 }
