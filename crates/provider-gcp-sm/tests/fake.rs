@@ -281,3 +281,64 @@ async fn throttling_and_server_errors_are_retried() {
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert!(err.to_string().contains("INTERNAL"), "{err}");
 }
+
+/// GitLab Runner's algorithm reproduced (runner-semantics §2.3): each secret on its own and
+/// in turn, with a new provider, so one STS exchange and one access per secret. Same
+/// variables; 21 requests instead of 40 for 20 secrets.
+#[tokio::test]
+async fn twenty_secrets_against_the_runner_algorithm() {
+    use provider_gcp_sm::GcpSecretManagerBuilder;
+    use secrets_core::{ResolveContext, SecretProvider, SecretRequest, Variables};
+
+    let h = Harness::start().await;
+    let names = ["api-key", "db-password", "multi", "project-42-only"];
+    let secrets: serde_json::Map<String, Value> = (0..20)
+        .map(|i| {
+            (
+                format!("S{i:02}"),
+                gcp(names[i % 4], if i < 4 { "latest" } else { "1" }),
+            )
+        })
+        .collect();
+    let p = payload(Value::Object(secrets), &h.token());
+    let ours = h.resolver().resolve_payload(&p).await.unwrap();
+    assert_eq!(ours.report.requests_of("gcp_sts_exchange"), 1);
+    assert_eq!(
+        ours.report.requests_of("gcp_access"),
+        8,
+        "4 names at latest and at 1"
+    );
+    assert_eq!(&Plan::of(&p.secrets).requests, &ours.report.requests);
+
+    h.reset().await;
+    let vars = Variables::new(p.variables.clone());
+    let lookup = |name: &str| vars.get(name).map(|v| v.into_owned());
+    let mut runner = Vec::new();
+    for (key, secret) in &p.secrets {
+        let mut expanded = secret.clone();
+        expanded.expand_variables(&lookup);
+        let provider = GcpSecretManagerBuilder::new()
+            .with_env(h.env())
+            .build()
+            .unwrap();
+        let request = SecretRequest {
+            variable: key.clone(),
+            secret: expanded,
+        };
+        let resolved = provider
+            .resolve(std::slice::from_ref(&request), &ResolveContext::default())
+            .await
+            .pop()
+            .unwrap()
+            .unwrap();
+        runner.push((key.clone(), resolved.value.expose().to_owned()));
+    }
+    assert_eq!(h.count("gcp_sts_exchange").await, 20);
+    assert_eq!(h.count("gcp_access").await, 20);
+    let ours: Vec<(String, String)> = ours
+        .variables
+        .iter()
+        .map(|v| (v.key.clone(), v.value.expose().to_owned()))
+        .collect();
+    assert_eq!(ours, runner, "the runner's variables");
+}
