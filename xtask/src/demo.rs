@@ -49,6 +49,7 @@ fn demo(paths: &Paths) -> Result<()> {
 /// job fails.
 pub fn resolve_examples(paths: &Paths, binary: &Path) -> Result<()> {
     let env = E2eEnv::from_file(&paths.env_file())?;
+    let fakes = cloud_fakes::env::FakesEnv::from_file(&paths.env_file())?;
     let minter = env.minter();
     // What a GitLab job would have in its environment, pointed at the local services; each
     // job also gets exactly the ID tokens it declares, minted with their `aud`.
@@ -61,15 +62,22 @@ pub fn resolve_examples(paths: &Paths, binary: &Path) -> Result<()> {
         ("CI_JOB_ID", "1001"),
         ("CI_PROJECT_ID", "42"),
         ("CI_SERVER_HOST", "gitlab.example.com"),
+        ("CLOUDSDK_API_ENDPOINT_OVERRIDES_STS", fakes.gcp_sts_url()),
+        (
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER",
+            fakes.gcp_secretmanager_url(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
     println!(
         "job environment: VAULT_SERVER_URL={} VAULT_AUTH_ROLE=ci AWS_ENDPOINT_URL={}, static keys for \
-         the default chain, and each job's id_tokens minted by the local issuer",
+         the default chain, CLOUDSDK_API_ENDPOINT_OVERRIDES_{{STS,SECRETMANAGER}}={} (the Google \
+         fakes), and each job's id_tokens minted by the local issuer",
         env.vault_addr(),
-        env.aws_endpoint()
+        env.aws_endpoint(),
+        fakes.gcp_sts_url()
     );
 
     let work = paths.run.join("demo");

@@ -60,6 +60,20 @@ const TABLE: &[Registration] = &[
         #[cfg(not(feature = "gitlab-sm"))]
         compiled: None,
     },
+    Registration {
+        kind: ProviderKind::GcpSecretManager,
+        feature: "gcp-sm",
+        #[cfg(feature = "gcp-sm")]
+        compiled: Some((&provider_gcp_sm::DESCRIPTOR, |env| {
+            Ok(Arc::new(
+                provider_gcp_sm::GcpSecretManagerBuilder::new()
+                    .with_env(env.clone())
+                    .build()?,
+            ))
+        })),
+        #[cfg(not(feature = "gcp-sm"))]
+        compiled: None,
+    },
 ];
 
 /// The cargo feature that compiles in `kind`, or `None` for providers this project does not

@@ -269,7 +269,10 @@ fn every_example_normalises() {
             seen += secrets.len();
         }
     }
-    assert_eq!(seen, 16, "13 seed secrets, 3 of the GitLab Secrets Manager example");
+    assert_eq!(
+        seen, 19,
+        "13 seed secrets, 3 of each of the GitLab Secrets Manager and GCP examples"
+    );
 }
 
 #[test]
@@ -678,5 +681,41 @@ proptest! {
             prop_assert_eq!(got_field, Some(field));
             prop_assert_eq!(got_id, Some(id));
         }
+    }
+}
+
+/// GitLab's `AlphanumericValidator` checks the type (String, Symbol, Integer), not the
+/// characters: a variable reference, a negative number or an empty string pass, a float not.
+#[test]
+fn gcp_versions_are_checked_by_type_as_gitlab_does() {
+    let job = |version: &str| {
+        format!(
+            "variables:\n  GCP_PROJECT_NUMBER: \"1\"\n  GCP_WORKLOAD_IDENTITY_FEDERATION_POOL_ID: p\n  \
+             GCP_WORKLOAD_IDENTITY_FEDERATION_PROVIDER_ID: q\njob:\n  secrets:\n    G:\n      \
+             gcp_secret_manager:\n        name: n\n        version: {version}\n      token: $T\n"
+        )
+    };
+    for (version, emitted) in [
+        ("$GCP_VERSION", "$GCP_VERSION"),
+        ("-1", "-1"),
+        ("'1.0'", "1.0"),
+        ("''", ""),
+        ("7", "7"),
+    ] {
+        let got = payload_of(&job(version), "job").unwrap();
+        assert_eq!(
+            got["G"]["gcp_secret_manager"]["version"], emitted,
+            "{version}"
+        );
+    }
+    for version in ["1.5", "true", "[1]"] {
+        let errors = payload_of(&job(version), "job").unwrap_err();
+        assert!(
+            errors[0]
+                .to_string()
+                .contains("version must be an alphanumeric string"),
+            "{version}: {}",
+            errors[0]
+        );
     }
 }
