@@ -163,4 +163,26 @@ mod tests {
         );
         assert_eq!(DESCRIPTOR.id_token(&a).as_deref(), Some("$T"));
     }
+
+    #[test]
+    fn the_trust_hint_is_the_tokens_issuer_subject_and_audience() {
+        let claims: Claims = serde_json::from_value(serde_json::json!({
+            "iss": "https://gitlab.example.com",
+            "sub": "project_path:g/p:ref_type:branch:ref:main",
+            "aud": "https://gitlab.example.com",
+        }))
+        .unwrap();
+        let hint = DESCRIPTOR.trust_hint(&claims, "client-1").unwrap();
+        assert_eq!(hint.settings["issuer"], "https://gitlab.example.com");
+        assert_eq!(
+            hint.settings["subject"],
+            "project_path:g/p:ref_type:branch:ref:main"
+        );
+        assert_eq!(hint.settings["audiences"][0], "https://gitlab.example.com");
+        assert!(
+            hint.notes
+                .iter()
+                .any(|n| n.contains("api://AzureADTokenExchange"))
+        );
+    }
 }
