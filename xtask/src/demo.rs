@@ -94,6 +94,15 @@ pub fn resolve_examples(paths: &Paths, binary: &Path) -> Result<()> {
             .to_string_lossy()
             .into_owned();
         let mut text = std::fs::read_to_string(&file)?;
+        if text.contains("azure_key_vault:") {
+            // The Azure fake serves only the real host names over TLS; the shipped CLI has no
+            // way (on purpose) to resolve them to loopback. provider-azure-kv's tests/fake.rs
+            // resolves these secrets against the fake instead.
+            println!(
+                "\n({name}: skipped; Azure is tested in crates/provider-azure-kv/tests/fake.rs)"
+            );
+            continue;
+        }
         if text.contains(SEED_SHARED_ARN) {
             text = text.replace(SEED_SHARED_ARN, env.shared_secret_arn());
             println!("\n({name}: the seed's example ARN is replaced by the seeded secret's ARN)");

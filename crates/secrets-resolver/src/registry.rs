@@ -74,6 +74,20 @@ const TABLE: &[Registration] = &[
         #[cfg(not(feature = "gcp-sm"))]
         compiled: None,
     },
+    Registration {
+        kind: ProviderKind::AzureKeyVault,
+        feature: "azure-kv",
+        #[cfg(feature = "azure-kv")]
+        compiled: Some((&provider_azure_kv::DESCRIPTOR, |env| {
+            Ok(Arc::new(
+                provider_azure_kv::AzureKeyVaultBuilder::new()
+                    .with_env(env.clone())
+                    .build()?,
+            ))
+        })),
+        #[cfg(not(feature = "azure-kv"))]
+        compiled: None,
+    },
 ];
 
 /// The cargo feature that compiles in `kind`, or `None` for providers this project does not

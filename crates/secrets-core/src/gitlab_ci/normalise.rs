@@ -105,6 +105,17 @@ impl CiJob {
                 Err(errs) => errors.extend(errs.into_iter().map(|e| e.or_variable(variable))),
             }
         }
+        // GitLab memoizes the Azure server block (`@azure_key_vault_server ||=`, see
+        // providers-next §1.2): every Azure secret of a job carries the first one's block,
+        // so the first Azure secret's token wins.
+        let first_azure = out
+            .values()
+            .find_map(|s| s.azure_key_vault.as_ref().map(|a| a.server.clone()));
+        if let Some(server) = first_azure {
+            for a in out.values_mut().filter_map(|s| s.azure_key_vault.as_mut()) {
+                a.server.clone_from(&server);
+            }
+        }
         if errors.is_empty() {
             Ok((out, memo.warnings))
         } else {

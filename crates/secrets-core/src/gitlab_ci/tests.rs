@@ -270,8 +270,8 @@ fn every_example_normalises() {
         }
     }
     assert_eq!(
-        seen, 19,
-        "13 seed secrets, 3 of each of the GitLab Secrets Manager and GCP examples"
+        seen, 21,
+        "13 seed secrets, 3 of each of the GitLab Secrets Manager and GCP examples, 2 of Azure's"
     );
 }
 
@@ -423,6 +423,30 @@ job:
                        "workload_identity_federation_provider_id": "prov", "jwt": "$GCP_ID_TOKEN"}},
             "token": "$GCP_ID_TOKEN"})
     );
+}
+
+#[test]
+fn the_first_azure_secrets_server_block_wins() {
+    let yaml = r#"
+variables:
+  AZURE_KEY_VAULT_SERVER_URL: https://kv.vault.azure.net
+  AZURE_CLIENT_ID: cid
+  AZURE_TENANT_ID: tid
+job:
+  id_tokens:
+    FIRST: {aud: api://AzureADTokenExchange}
+    SECOND: {aud: api://AzureADTokenExchange}
+  secrets:
+    A:
+      azure_key_vault: {name: a}
+      token: $SECOND
+    B:
+      azure_key_vault: {name: b}
+      token: $FIRST
+"#;
+    let got = payload_of(yaml, "job").unwrap();
+    assert_eq!(got["A"]["azure_key_vault"]["server"]["jwt"], "$SECOND");
+    assert_eq!(got["B"]["azure_key_vault"]["server"]["jwt"], "$SECOND");
 }
 
 #[test]
