@@ -41,7 +41,7 @@ impl Resolved {
 /// identity, read each distinct object once and batch reads; it ends its sessions (e.g.
 /// revokes Vault tokens) before it returns. It answers one result per request, in order.
 /// A secret that does not exist is an [`Error`] of kind
-/// [`ErrorKind::NotFound`]; the caller decides whether that fails
+/// [`ErrorKind::NotFound`](crate::ErrorKind::NotFound); the caller decides whether that fails
 /// the job.
 #[async_trait]
 pub trait SecretProvider: Send + Sync + fmt::Debug {
