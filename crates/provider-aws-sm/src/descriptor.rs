@@ -49,7 +49,24 @@ impl ProviderDescriptor for AwsSecretsManagerDescriptor {
     /// Per identity: one STS call on the web-identity path, then per region the batches and
     /// single reads the live path schedules (batching is on by default).
     fn plan(&self, secrets: &[(&str, &Secret)]) -> Vec<PlannedIdentity> {
-        let planning = Planning::of(secrets.iter().copied());
+        // Before expansion, the default `$AWS_ID_TOKEN` of a secret without a role is only a
+        // reference: a job that does not define it resolves through the default chain, so the
+        // plan does too (one that defines it fails with no request either way).
+        let owned: Vec<(&str, Secret)> = secrets
+            .iter()
+            .map(|(variable, secret)| {
+                let mut secret = (*secret).clone();
+                if let Some(a) = secret.aws_secrets_manager.as_mut()
+                    && non_empty(&a.role_arn).is_none()
+                    && non_empty(&a.server.role_arn).is_none()
+                    && a.server.jwt.starts_with('$')
+                {
+                    a.server.jwt.clear();
+                }
+                (*variable, secret)
+            })
+            .collect();
+        let planning = Planning::of(owned.iter().map(|(v, s)| (*v, s)));
         planning
             .identities
             .iter()
