@@ -154,10 +154,10 @@ fn random_fault(rng: &mut Rng) -> Fault {
 }
 
 fn soak(paths: &Paths, runs: usize, budget: Duration, seed: Option<u64>) -> Result<()> {
-    step("cargo build -p secrets-cli");
+    step("cargo build -p ci-secrets");
     let sh = shell(paths)?;
     let cargo = cargo();
-    cmd!(sh, "{cargo} build --quiet -p secrets-cli").run()?;
+    cmd!(sh, "{cargo} build --quiet -p ci-secrets").run()?;
     let binary = paths.target.join("debug/ci-secrets");
 
     let env = E2eEnv::from_file(&paths.env_file())?;

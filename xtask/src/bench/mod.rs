@@ -573,7 +573,7 @@ fn debug_cli(paths: &Paths) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let status = Command::new(&cargo)
         .current_dir(&paths.root)
-        .args(["build", "--quiet", "-p", "secrets-cli"])
+        .args(["build", "--quiet", "-p", "ci-secrets"])
         .status()
         .context("cannot run cargo")?;
     if !status.success() || !cli.is_file() {
