@@ -93,7 +93,10 @@ pub async fn run(args: GetArgs, env: &ProcessEnv) -> Result<u8, CliError> {
         )?;
         for var in &vars {
             for problem in secrets_core::masking::mask_problems(&var.secret) {
-                tracing::warn!("{}: GitLab could not mask this value ({problem})", var.key);
+                tracing::warn!(
+                    "{}: GitLab could not mask this value as a CI/CD variable: it {problem}",
+                    var.key
+                );
             }
         }
         output::render(

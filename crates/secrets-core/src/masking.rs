@@ -2,8 +2,10 @@
 //!
 //! GitLab masks a variable only when its value is a single line of at least 8 characters from
 //! the Base64 alphabet plus `@ : . ~` (and `-`, `_`, `=`, `+`, `/`). A secret that fails these
-//! rules is printed in clear if a script echoes it; we warn about it, naming the variable and
-//! the rule, never the value or the offending characters.
+//! rules cannot be a masked CI/CD variable, so it is printed in clear wherever it travels as one
+//! (a dotenv report, a later job); we warn about it, naming the variable and the rule, never the
+//! value or the offending characters. GitLab Runner's `secrets:` and `ci-secrets exec` mask a
+//! resolved value in the job log whatever its shape.
 
 use std::fmt;
 
@@ -21,7 +23,7 @@ pub enum MaskProblem {
 impl fmt::Display for MaskProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Self::TooShort => "shorter than 8 characters",
+            Self::TooShort => "is shorter than 8 characters",
             Self::MultiLine => "spans several lines",
             Self::Characters => {
                 "has characters outside GitLab's maskable set (A-Z a-z 0-9 + / = @ : . ~ - _)"

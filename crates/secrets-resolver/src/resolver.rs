@@ -232,7 +232,8 @@ impl Resolver {
             if let Some(value) = &slot.value {
                 for problem in mask_problems(value.expose()) {
                     warnings.push(format!(
-                        "{}: GitLab could not mask this value: it {problem}",
+                        "{}: GitLab could not mask this value as a CI/CD variable: it {problem} \
+                         (`ci-secrets exec` and the runner still mask it in the job log)",
                         slot.report.variable
                     ));
                 }
