@@ -8,41 +8,9 @@
 mod common;
 
 use auth_oidc::testing::GitlabClaims;
+use canary_capture::logs;
 use common::*;
 use secrets_core::SecretProvider as _;
-use std::sync::{Arc, Mutex, OnceLock};
-
-type Buffer = Arc<Mutex<Vec<u8>>>;
-
-struct BufferWriter(Buffer);
-
-impl std::io::Write for BufferWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn logs() -> &'static Buffer {
-    static LOGS: OnceLock<Buffer> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer: Buffer = Arc::default();
-        let writer = buffer.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || BufferWriter(writer.clone()))
-            .try_init()
-            .expect("the capture is the only subscriber of this test binary");
-        buffer
-    })
-}
 
 #[tokio::test]
 async fn no_value_or_token_in_logs_errors_or_debug() {
@@ -81,7 +49,7 @@ async fn no_value_or_token_in_logs_errors_or_debug() {
     );
     assert!(out[4].is_err());
 
-    let mut seen = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let mut seen = logs.text();
     for r in &out {
         match r {
             Ok(resolved) => seen.push_str(&format!("{resolved:?}")),

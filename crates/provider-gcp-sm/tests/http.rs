@@ -7,7 +7,7 @@ use provider_gcp_sm::GcpSecretManagerBuilder;
 use secrets_core::{JobPayload, JobVariable};
 use secrets_resolver::{ResolveOptions, Resolver};
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -25,40 +25,6 @@ fn id_token() -> String {
             r#"{"aud":"https://iam.googleapis.com/x","sub":"project_path:g/p:ref_type:branch:ref:main","exp":4102444800}"#
         )
     )
-}
-
-type Buffer = Arc<Mutex<Vec<u8>>>;
-
-struct BufferWriter(Buffer);
-
-impl std::io::Write for BufferWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Every tracing event of this test binary at TRACE.
-fn logs() -> String {
-    static LOGS: OnceLock<Buffer> = OnceLock::new();
-    let buffer = LOGS.get_or_init(|| {
-        let buffer: Buffer = Arc::default();
-        let writer = buffer.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || BufferWriter(writer.clone()))
-            .try_init()
-            .expect("the only subscriber of this test binary");
-        buffer
-    });
-    String::from_utf8_lossy(&buffer.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
 }
 
 fn secret(name: &str) -> Value {
@@ -174,7 +140,7 @@ async fn the_runner_requests_exactly() {
 
 #[tokio::test]
 async fn canaries_never_leak() {
-    let _ = logs();
+    let _ = canary_capture::logs();
     let server = server().await;
     let jwt = id_token();
     let forbidden = [VALUE, ACCESS, jwt.as_str(), "canary-signature-e0f4"];
@@ -217,7 +183,7 @@ async fn canaries_never_leak() {
     assert!(shown.contains("invalid_grant"), "{shown}");
     check("an STS failure", &shown);
 
-    let logs = logs();
+    let logs = canary_capture::logs().text();
     assert!(
         logs.contains("provider_gcp_sm"),
         "the capture sees the provider"

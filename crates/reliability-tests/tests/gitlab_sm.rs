@@ -9,63 +9,16 @@
 
 mod common;
 
+use canary_capture::{assert_clean, logs};
+
 use auth_oidc::testing::{E2eEnv, GitlabClaims};
 use common::*;
 use secrecy::ExposeSecret as _;
 use secrets_core::{Environment, ErrorKind, JobPayload, Secret, Variables};
 use secrets_resolver::{Plan, Resolution, ResolveFailure, Resolver};
 use serde_json::json;
-use std::sync::{Arc, Mutex, OnceLock};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-type Buffer = Arc<Mutex<Vec<u8>>>;
-
-struct BufferWriter(Buffer);
-
-impl std::io::Write for BufferWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Every tracing event of this test binary at TRACE.
-fn logs() -> &'static Buffer {
-    static LOGS: OnceLock<Buffer> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer: Buffer = Arc::default();
-        let writer = buffer.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || BufferWriter(writer.clone()))
-            .try_init()
-            .expect("the capture is the only subscriber of this test binary");
-        buffer
-    })
-}
-
-fn text(buffer: &Buffer) -> String {
-    String::from_utf8_lossy(&buffer.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
-}
-
-#[track_caller]
-fn assert_clean(what: &str, haystack: &str, canaries: &[&str]) {
-    for canary in canaries {
-        assert!(
-            !haystack.contains(canary),
-            "{what} contains a canary: {}",
-            haystack.replace(canary, "<CANARY>")
-        );
-    }
-}
 
 /// Display, Debug and the report of a resolution, without exposing a value.
 fn shown(result: &Result<Resolution, ResolveFailure>) -> String {
@@ -173,7 +126,7 @@ async fn gitlab_sm_paths_leak_nothing_at_trace_level() {
         "{failure}"
     );
     assert_clean("a failed resolution", &shown(&failed), &canaries);
-    let logged = text(logs);
+    let logged = logs.text();
     assert!(logged.contains("GSM_REFUSED"), "the capture works");
     assert_clean("the trace-level logs", &logged, &[&sig, &jwt, &value]);
 }

@@ -10,11 +10,12 @@
 
 mod common;
 
+use canary_capture::{assert_clean, logs, panic_message};
+
 use common::*;
 use secrets_core::{JobPayload, JobVariable, SecretValue, Variables};
 use secrets_resolver::{Resolution, ResolveFailure};
 use serde_json::json;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -22,88 +23,6 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 // ---------------------------------------------------------------------------------------
 // Capture: every tracing event (and `log` record) of this test binary at TRACE, and every
 // panic message.
-
-type Buffer = Arc<Mutex<Vec<u8>>>;
-
-struct BufferWriter(Buffer);
-
-impl std::io::Write for BufferWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn logs() -> &'static Buffer {
-    static LOGS: OnceLock<Buffer> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer: Buffer = Arc::default();
-        let writer = buffer.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || BufferWriter(writer.clone()))
-            .try_init()
-            .expect("the capture is the only subscriber of this test binary");
-        buffer
-    })
-}
-
-fn panics() -> &'static Buffer {
-    static PANICS: OnceLock<Buffer> = OnceLock::new();
-    PANICS.get_or_init(|| {
-        let buffer: Buffer = Arc::default();
-        let sink = buffer.clone();
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            sink.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .extend_from_slice(format!("{info}\n").as_bytes());
-            default(info);
-        }));
-        buffer
-    })
-}
-
-fn text(buffer: &Buffer) -> String {
-    String::from_utf8_lossy(&buffer.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
-}
-
-/// The panic message of `f`, which must panic.
-fn panic_message(f: impl FnOnce()) -> String {
-    let before = text(panics()).len();
-    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    assert!(caught.is_err(), "expected a panic");
-    text(panics())[before..].to_owned()
-}
-
-/// Asserts none of `canaries` (nor the signature part of a token canary) is in `haystack`.
-#[track_caller]
-fn assert_clean(what: &str, haystack: &str, canaries: &[&str]) {
-    for canary in canaries {
-        if let Some(at) = haystack.find(canary) {
-            // Show where, with the canary itself replaced.
-            let mut start = at.saturating_sub(400);
-            while !haystack.is_char_boundary(start) {
-                start -= 1;
-            }
-            let mut end = (at + canary.len() + 200).min(haystack.len());
-            while !haystack.is_char_boundary(end) {
-                end += 1;
-            }
-            panic!(
-                "{what} contains a canary, here: ...{}...",
-                haystack[start..end].replace(canary, "<CANARY>")
-            );
-        }
-    }
-}
 
 /// Everything a resolution shows without exposing a value: Display, Debug, the report as
 /// JSON, and the panic messages of `unwrap` / `unwrap_err` on it.
@@ -278,7 +197,7 @@ async fn vault_paths_leak_nothing_at_trace_level() {
         );
         assert_clean("a failed resolution", &shown(failed), &c.all());
 
-        let logged = text(logs);
+        let logged = logs.text();
         assert!(
             logged.contains("VAULT_REFUSED") && logged.contains("TRACE"),
             "the capture works"
@@ -537,7 +456,7 @@ async fn aws_paths_leak_nothing_at_trace_level() {
         assert_eq!(failure.report.failures().count(), 4, "{failure}");
         assert_clean("a failed AWS resolution", &shown(failed), &c.all());
 
-        let logged = text(logs);
+        let logged = logs.text();
         assert!(logged.contains("AWS_REFUSED"), "the capture works");
         assert_clean("the trace-level logs", &logged, &c.all());
     })
