@@ -333,7 +333,11 @@ fn library(
     let resolver = std::sync::Arc::clone(resolver);
     let task = runtime.spawn(async move {
         match resolver.resolve_payload(&payload).await {
-            Ok(_) => (Ending::Success, String::new()),
+            Ok(mut resolution) => {
+                // As an embedder does: wait for the revoke (off the critical path).
+                resolution.close().await;
+                (Ending::Success, String::new())
+            }
             Err(failure) => (Ending::Classified, short(&failure.to_string())),
         }
     });

@@ -145,6 +145,13 @@ async fn run_identity(
     fetches: &[Fetch],
 ) -> Vec<(usize, Fetched)> {
     let mine = objects_of(fetches, index);
+    // The Secrets Manager connection opens with the first read, after STS has answered
+    // (issue 19 would open it during the STS call). The SDK's client (aws-smithy-http-client
+    // 1.5) opens connections only for requests and keeps its TLS connector private
+    // (`ConnectorBuilder::wrap_connector` is crate-private), so a pre-connect needs either an
+    // extra unsigned request to Secrets Manager (one more request at the server, outside the
+    // plan) or our own `HttpClient` over hyper-util and hyper-rustls that parks a connection
+    // opened early (and then has to match the SDK's trust roots, proxy and timeouts).
     let sdk = match credentials::establish(identity, config, ctx).await {
         Ok(sdk) => sdk,
         Err(failure) => {

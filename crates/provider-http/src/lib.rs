@@ -6,7 +6,8 @@
 //!   skip-verify, proxy, redirects that never downgrade from https);
 //! - [`tls`]: PEM roots from a file or a directory, a client identity, a proxy URL shown
 //!   without its credentials;
-//! - [`exchange`]: one attempt: counted, bounded per server, [`MAX_ANSWER_BYTES`] cap
+//! - [`exchange`]: one attempt: counted, bounded per server (connections over HTTP/1.1,
+//!   [`MAX_STREAMS`] streams once the server speaks HTTP/2), [`MAX_ANSWER_BYTES`] cap
 //!   (chunked answers included), `Retry-After`;
 //! - [`retry`]: retries through `backon` with the resolution's policy;
 //! - [`transport`]: typed classification of transport failures (connect, timeout, TLS,
@@ -25,7 +26,7 @@ pub mod tls;
 pub mod transport;
 
 pub use client::{ClientSettings, ShownProxy};
-pub use exchange::{Answer, Endpoint, MAX_ANSWER_BYTES};
+pub use exchange::{Answer, Endpoint, MAX_ANSWER_BYTES, MAX_STREAMS};
 pub use failure::Failure;
 pub use retry::{MAX_RETRY_AFTER, with_retry};
 pub use slots::Slots;

@@ -8,7 +8,9 @@
 //! 3. identities log in concurrently, once each;
 //! 4. each identity reads each distinct API path once, concurrently, bounded per server by
 //!    `ctx.max_concurrency`; every variable takes its field from its path's answer;
-//! 5. each Vault token is revoked (unless turned off), and results come back in request order.
+//! 5. each Vault token is revoked (unless turned off) through `ctx.cleanup`: before the
+//!    results when it is inline, while the caller already has them when it is deferred (as
+//!    the resolver does); results come back in request order.
 
 use crate::classify::ClaimHints;
 use crate::config::TlsConfig;
@@ -29,7 +31,7 @@ use secrets_core::{
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use tracing::instrument;
+use tracing::{Instrument as _, instrument};
 
 /// Field names listed at most in a "field not found" message.
 const MAX_LISTED_FIELDS: usize = 20;
@@ -121,11 +123,19 @@ impl VaultProvider {
 
         if !self.revoke_token {
             vault_token.keep();
-        } else if let Err(e) = vault_token.revoke().await {
-            tracing::warn!(
-                server = %client.display(),
-                "could not revoke the Vault token (it lives until its TTL ends): {e}"
-            );
+        } else {
+            // Off the critical path when the resolver defers cleanup: the results go back
+            // while the revoke is in flight, on the connection the reads used.
+            let server = client.display().to_owned();
+            let revoke = async move {
+                if let Err(e) = vault_token.revoke().await {
+                    tracing::warn!(
+                        %server,
+                        "could not revoke the Vault token (it lives until its TTL ends): {e}"
+                    );
+                }
+            };
+            ctx.cleanup.run(revoke.in_current_span()).await;
         }
         let answers = match answers {
             Ok(answers) => answers,

@@ -33,10 +33,16 @@ impl TokenGuard {
         self.token.as_ref().expect("held until revoked or kept")
     }
 
-    /// Revokes the token now.
+    /// Revokes the token now. The guard holds the token until the server has answered: if
+    /// this future is dropped first (its runtime shutting down), `Drop` revokes it.
     pub(crate) async fn revoke(mut self) -> Result<(), Failure> {
-        let token = self.token.take().expect("held until revoked or kept");
-        self.client.revoke(self.namespace.as_deref(), &token).await
+        let result = self
+            .client
+            .revoke(self.namespace.as_deref(), self.token())
+            .await;
+        // Revoked, or refused: another attempt would not help.
+        self.token = None;
+        result
     }
 
     /// Lets the token live until its TTL ends (revocation turned off).

@@ -1,7 +1,8 @@
 //! TLS against a second OpenBao dev server started here with `-dev-tls` on a free loopback
 //! port (killed at the end), seeded through its API with JWT auth against the e2e issuer:
 //! trusted through `VAULT_CACERT` it works; an untrusted certificate fails saying how to trust
-//! it; `VAULT_SKIP_VERIFY` works and warns. Skipped without `CI_SECRETS_E2E_ENV`.
+//! it; `VAULT_SKIP_VERIFY` works and warns; HTTP/2 is negotiated and one connection carries
+//! the login, every read and the revoke. Skipped without `CI_SECRETS_E2E_ENV`.
 #![allow(
     clippy::disallowed_methods,
     reason = "tests and test support read the real environment and clock"
@@ -18,6 +19,7 @@ use secrets_resolver::Resolver;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -133,7 +135,15 @@ async fn seed(bao: &TlsBao, env: &E2eEnv, value: &str) {
             }),
         ),
         ("secret/data/tls/app", json!({"data": {"password": value}})),
-    ];
+    ]
+    .map(|(path, body)| (path.to_owned(), body))
+    .into_iter()
+    .chain((0..10).map(|i| {
+        (
+            format!("secret/data/tls/h2/{i}"),
+            json!({"data": {"a": format!("{value}-{i}-a"), "b": format!("{value}-{i}-b")}}),
+        )
+    }));
     for (path, body) in calls {
         let answer = http
             .post(format!("{}/v1/{path}", bao.url))
@@ -204,11 +214,12 @@ async fn tls_trusted_untrusted_and_skip_verify() {
             .with_env(env_of(&[("VAULT_CACERT", ca.clone())]))
             .build()
             .expect("builds");
-        let resolution = resolver_with(provider)
+        let mut resolution = resolver_with(provider)
             .resolve(&all, &Default::default())
             .await
             .unwrap_or_else(|failure| panic!("{failure}"));
         assert_eq!(resolution.variables[0].value.expose(), value);
+        resolution.close().await;
         assert_eq!(resolution.report.requests_of("vault_revoke"), 1);
 
         // Untrusted: the system roots do not know the dev CA.
@@ -253,4 +264,114 @@ async fn tls_trusted_untrusted_and_skip_verify() {
     })
     .await
     .expect("the TLS test finished in time");
+}
+
+/// A TCP proxy in front of `upstream` that counts the connections it accepts (TLS passes
+/// through untouched). Stops when dropped.
+struct ConnectionCounter {
+    url: String,
+    connections: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ConnectionCounter {
+    async fn start(upstream: &str) -> Self {
+        let upstream = upstream
+            .trim_start_matches("https://")
+            .parse::<std::net::SocketAddr>()
+            .expect("a loopback address");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("https://{}", listener.local_addr().expect("addr"));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&connections);
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        Self {
+            url,
+            connections,
+            task,
+        }
+    }
+}
+
+impl Drop for ConnectionCounter {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_carries_a_login_twenty_reads_and_the_revoke_on_one_connection() {
+    let Some(env) =
+        E2eEnv::for_test("http2_carries_a_login_twenty_reads_and_the_revoke_on_one_connection")
+    else {
+        return;
+    };
+    tokio::time::timeout(HANG, async {
+        let value = canary("h2value");
+        let bao = start(&env).await;
+        seed(&bao, &env, &value).await;
+        let proxy = ConnectionCounter::start(&bao.url).await;
+        let token = env.minter().mint(&GitlabClaims::new()).expect("mint");
+        // 20 secrets over 10 paths; at most 4 requests in flight while it is HTTP/1.1.
+        let names: Vec<String> = (0..20).map(|n| format!("H2_{n:02}")).collect();
+        let all = secrets(
+            names
+                .iter()
+                .enumerate()
+                .map(|(n, name)| {
+                    let (i, field) = (n / 2, if n % 2 == 0 { "a" } else { "b" });
+                    (
+                        name.as_str(),
+                        vault_secret(
+                            &proxy.url,
+                            "secret",
+                            &format!("tls/h2/{i}"),
+                            field,
+                            token.expose_secret(),
+                        ),
+                    )
+                })
+                .collect(),
+        );
+        let provider = VaultProviderBuilder::new()
+            .with_env(env_of(&[(
+                "VAULT_CACERT",
+                bao.ca.to_string_lossy().into_owned(),
+            )]))
+            .build()
+            .expect("builds");
+        let mut resolution = resolver_with(provider)
+            .resolve(&all, &Default::default())
+            .await
+            .unwrap_or_else(|failure| panic!("{failure}"));
+        assert_eq!(resolution.variables.len(), 20);
+        assert_eq!(
+            resolution.variables[5].value.expose(),
+            format!("{value}-2-b")
+        );
+        resolution.close().await;
+        let report = &resolution.report;
+        assert_eq!(report.requests_of("vault_login"), 1);
+        assert_eq!(report.requests_of("vault_read"), 10);
+        assert_eq!(report.requests_of("vault_revoke"), 1);
+        assert_eq!(
+            proxy.connections.load(Ordering::SeqCst),
+            1,
+            "HTTP/2: one connection for the login, 10 reads and the revoke"
+        );
+        drop(bao);
+    })
+    .await
+    .expect("the HTTP/2 test finished in time");
 }

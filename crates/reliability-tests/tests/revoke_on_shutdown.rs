@@ -1,6 +1,7 @@
 //! A resolution cancelled by the shutdown of its caller's runtime still revokes its Vault
 //! token: the revoke runs on a thread of its own, bounded, and an embedder can wait for it
-//! before exiting (`provider_vault::wait_for_revocations`).
+//! before exiting (`provider_vault::wait_for_revocations`); so does a resolution whose revoke
+//! was still in flight (off the critical path) when the runtime went away.
 #![allow(
     clippy::disallowed_methods,
     reason = "tests and test support read the real environment and clock"
@@ -110,4 +111,67 @@ fn dropping_the_runtime_mid_resolution_still_revokes_the_token() {
             "{flavor}: the token of the dropped resolution was revoked"
         );
     }
+}
+
+/// Login and a read answer, revokes are counted.
+async fn vault_answering() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(path("/v1/auth/jwt/login"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(
+                json!({"auth": {"client_token": "hvs.deferred", "lease_duration": 60}}),
+            ),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/auth/token/revoke-self"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/secret/data/ci/app"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"data": {"data": {"password": "on-time"}}})),
+        )
+        .mount(&server)
+        .await;
+    server
+}
+
+#[test]
+fn dropping_the_runtime_with_the_revoke_still_in_flight_still_revokes_the_token() {
+    let servers = tokio::runtime::Runtime::new().expect("server runtime");
+    let server = servers.block_on(vault_answering());
+    let url = server.uri();
+    let secrets = secrets(vec![(
+        "DB_PASSWORD",
+        vault_secret(&url, "secret", "ci/app", "password", &jwt("aud", "c2ln")),
+    )]);
+    // A current-thread caller: the revoke handed off at the end of the resolution has not
+    // even started when `block_on` returns the values.
+    let caller = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("caller runtime");
+    let resolver = resolver(&url, fast_options());
+    let resolution = caller
+        .block_on(resolver.resolve(&secrets, &Default::default()))
+        .unwrap_or_else(|failure| panic!("{failure}"));
+    assert_eq!(resolution.variables[0].value.expose(), "on-time");
+    assert_eq!(resolution.in_flight(), 1, "the revoke is in flight");
+    assert_eq!(servers.block_on(revokes_received(&server)), 0);
+    // The caller exits without closing: its runtime drops the revoke's task.
+    drop(resolution);
+    drop(caller);
+
+    let pending = provider_vault::wait_for_revocations(Duration::from_secs(10));
+    assert_eq!(pending, 0, "the revocation finished in time");
+    assert_eq!(
+        servers.block_on(revokes_received(&server)),
+        1,
+        "the token was revoked, once"
+    );
 }

@@ -233,7 +233,8 @@ pub struct TuningArgs {
     /// Seconds the whole resolution may take.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub deadline: u64,
-    /// Requests in flight per server at most.
+    /// Requests in flight per server at most over HTTP/1.1 (each holds a connection); over
+    /// HTTP/2 requests share one connection, up to 100 at once.
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub max_concurrency: usize,
 }

@@ -145,11 +145,27 @@ pub(crate) fn deliver(
 
 async fn resolve(args: ResolveArgs, env: &ProcessEnv) -> Result<u8, CliError> {
     let payload = input::load(&args.input, env).await?;
-    let resolution = resolve_or_report(&payload, &args.tuning, env).await?;
+    let mut resolution = resolve_or_report(&payload, &args.tuning, env).await?;
+    // The revoke is in flight while the files are written (and the output too, unless it
+    // carries the report, whose request counts include the revoke once it is done).
+    let closing = resolution.closing();
     let mut files = None;
-    let delivered = deliver(&resolution, &mut files, args.files_dir.as_deref())?;
-    let rendered = output::render(args.format, &delivered, &resolution.report);
-    emit::emit(&rendered, args.output.as_deref(), env)?;
+    let written = async {
+        let delivered = deliver(&resolution, &mut files, args.files_dir.as_deref())?;
+        if !output::carries_report(args.format) {
+            let rendered = output::render(args.format, &delivered, &resolution.report);
+            emit::emit(&rendered, args.output.as_deref(), env)?;
+        }
+        Ok::<_, CliError>(delivered)
+    };
+    let (written, ()) = tokio::join!(written, closing);
+    // Any failure above leaves the files to their cleanup guard.
+    let delivered = written?;
+    resolution.close().await;
+    if output::carries_report(args.format) {
+        let rendered = output::render(args.format, &delivered, &resolution.report);
+        emit::emit(&rendered, args.output.as_deref(), env)?;
+    }
     if let Some(files) = files {
         let dir = files.keep();
         info!("File variables are in {}", dir.display());
@@ -166,17 +182,23 @@ async fn exec(args: ExecArgs, env: &ProcessEnv) -> Result<u8, CliError> {
     let mut files = args.file_backing.sink()?;
     let delivered = deliver(&resolution, &mut files, None)?;
     let masker = (!args.no_mask).then(|| resolution.masker());
+    // The values live on in `delivered` only; the revoke, still in flight, is waited for
+    // while the child runs, and before this process exits.
+    let closing = resolution.closing();
     drop(resolution);
-    let (program, rest) = args
-        .command
-        .split_first()
-        .ok_or_else(|| CliError::config("give the command to run after --"))?;
-    let mut command = tokio::process::Command::new(program);
-    command.args(rest);
-    for var in &delivered {
-        command.env(&var.key, &var.value);
-    }
-    let code = supervise(command, program, signals, masker).await;
+    let run = async {
+        let (program, rest) = args
+            .command
+            .split_first()
+            .ok_or_else(|| CliError::config("give the command to run after --"))?;
+        let mut command = tokio::process::Command::new(program);
+        command.args(rest);
+        for var in &delivered {
+            command.env(&var.key, &var.value);
+        }
+        supervise(command, program, signals, masker).await
+    };
+    let (code, ()) = tokio::join!(run, closing);
     if let Some(files) = files {
         files.cleanup();
     }

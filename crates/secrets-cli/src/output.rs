@@ -61,6 +61,11 @@ impl std::fmt::Debug for Rendered {
     }
 }
 
+/// Whether `format` carries the report (and so waits for its final request counts).
+pub fn carries_report(format: Format) -> bool {
+    matches!(format, Format::Json)
+}
+
 /// Renders the variables in `format`.
 pub fn render(format: Format, vars: &[Delivered], report: &Report) -> Rendered {
     match format {

@@ -471,7 +471,9 @@ async fn observe_resolve_library(case: &Case, world: &World) -> Value {
         .with_options(options)
         .build();
     let result = match resolver.resolve_payload(&payload).await {
-        Ok(resolution) => {
+        Ok(mut resolution) => {
+            // The report counts the revoke once it is done.
+            resolution.close().await;
             let vars = resolution
                 .variables
                 .iter()

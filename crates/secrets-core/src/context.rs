@@ -1,6 +1,7 @@
 //! What one resolution shares with its providers: timeouts, retries, the deadline, the
-//! request counter, the clock and the environment.
+//! request counter, the clock, the environment and where cleanup goes.
 
+use crate::cleanup::Cleanup;
 use crate::environment::Environment;
 use crate::requests::RequestCounter;
 use crate::{Error, ErrorKind};
@@ -60,6 +61,10 @@ pub struct ResolveContext {
     /// The environment of the process that resolves, read once: providers take host
     /// settings (TLS files, endpoint overrides) from it, never from the process itself.
     pub env: Environment,
+    /// Where a provider hands over work that must finish before the resolution ends but
+    /// need not delay its results (revoking a login token); inline by default, deferred
+    /// when the resolver runs the resolution.
+    pub cleanup: Cleanup,
 }
 
 impl ResolveContext {
@@ -105,6 +110,7 @@ impl Default for ResolveContext {
             deadline: None,
             clock: Arc::new(SystemClock),
             env: Environment::default(),
+            cleanup: Cleanup::inline(),
         }
     }
 }

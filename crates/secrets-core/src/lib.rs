@@ -6,7 +6,8 @@
 //! - [`expand`]: Go `os.Expand` compatible variable expansion, applied per provider field.
 //! - [`provider`]: the object-safe [`SecretProvider`] trait that provider crates implement,
 //!   and [`describe`]: the offline [`ProviderDescriptor`] each of them registers beside it.
-//! - [`context`], [`requests`], [`environment`]: what a resolution shares with its providers.
+//! - [`context`], [`requests`], [`environment`], [`cleanup`]: what a resolution shares with its
+//!   providers.
 //! - [`value`]: [`SecretValue`], a resolved value that never prints itself.
 //! - [`materialise`]: resolved secrets as job variables and as private files.
 //! - [`private_file`]: the one writer of 0600 files and 0700 directories.
@@ -16,6 +17,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod cleanup;
 pub mod context;
 pub mod describe;
 pub mod environment;
@@ -35,6 +37,7 @@ pub mod variables;
 
 mod redact;
 
+pub use cleanup::Cleanup;
 pub use context::{DeadlinePassed, ResolveContext, RetryPolicy};
 pub use describe::{PlannedIdentity, ProviderDescriptor, TrustHint};
 pub use environment::Environment;

@@ -53,7 +53,9 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let resolution = match resolver.resolve_payload(&payload).await {
+    // The resolution returns as soon as every value is there; the Vault token's revoke may
+    // still be in flight. It finishes on its own; `close` (step 5) waits for it.
+    let mut resolution = match resolver.resolve_payload(&payload).await {
         Ok(resolution) => resolution,
         Err(failure) => {
             // Every failed secret with its reason; the job fails, nothing was materialised.
@@ -61,7 +63,6 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    println!("requests: {:?}", resolution.report.requests);
 
     // 2. The runner's variable list: job variables, then secrets (which win).
     let variables = resolution.runner_variables(&payload.variables);
@@ -115,8 +116,11 @@ async fn main() -> ExitCode {
         child.wait()
     });
 
-    // 5. Clean up: the files go with the job.
+    // 5. Clean up: the files go with the job; wait for the revoke (it overlapped the job),
+    // after which the report counts it too.
     files.cleanup();
+    resolution.close().await;
+    println!("requests: {:?}", resolution.report.requests);
     match status {
         Ok(status) if status.success() => ExitCode::SUCCESS,
         _ => ExitCode::from(1),

@@ -10,10 +10,17 @@
 //!     .with_default_providers()?
 //!     .with_options(ResolveOptions::from_job_variables(&payload.variables))
 //!     .build();
-//! let resolution = resolver.resolve_payload(&payload).await?;
+//! let mut resolution = resolver.resolve_payload(&payload).await?;
 //! let variables = resolution.runner_variables(&payload.variables);
+//! // ... start the job with `variables`; the Vault token's revoke is still in flight ...
+//! resolution.close().await; // waits for it (and counts it in the report)
 //! # let _ = variables; Ok(()) }
 //! ```
+//!
+//! A [`Resolution`] comes back as soon as every value is there: cleanup that the job need not
+//! wait for (revoking a Vault token) is still in flight, and [`Resolution::close`] (or
+//! [`Resolution::closing`], which borrows nothing) waits for it. A failed resolution has
+//! finished its cleanup when it returns.
 //!
 //! Providers are compiled in by cargo feature (see [`compiled_providers`]; all default) and
 //! registered explicitly by [`ResolverBuilder::with_default_providers`] or

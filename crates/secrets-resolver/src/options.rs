@@ -30,7 +30,8 @@ pub struct ResolveOptions {
     /// The longest a whole attempt may take. Providers stop reading then; cleanup (a Vault
     /// token's revocation) may take one more `request_timeout`.
     pub deadline: Duration,
-    /// Requests in flight per server at most.
+    /// Requests in flight per server at most over HTTP/1.1; over HTTP/2, where they share a
+    /// connection, up to `provider_http::MAX_STREAMS` (see `docs/architecture.md`).
     pub max_concurrency: usize,
     /// Retries of one request after a retryable failure (throttling, 5xx, network).
     pub retry: RetryPolicy,

@@ -76,7 +76,9 @@ pub struct Report {
     /// Per secret, in payload order.
     pub secrets: Vec<SecretReport>,
     /// Requests made, by report key (each provider names its own kinds, e.g. `vault_login`;
-    /// see its `requests` module), every attempt included.
+    /// see its `requests` module), every attempt included. In a `Resolution` not closed yet,
+    /// requests that end a session (`vault_revoke`, still in flight) are left out until
+    /// `Resolution::close` counts them.
     pub requests: BTreeMap<String, u64>,
     /// Attempts of the whole stage.
     pub attempts: u32,

@@ -10,11 +10,12 @@ use secrets_core::masking::mask_problems;
 use secrets_core::materialise::{SecretVariable, runner_variables};
 use secrets_core::payload::token_reference;
 use secrets_core::{
-    DeadlinePassed, Environment, Error, ErrorKind, JobPayload, JobVariable, ProviderDescriptor,
-    ProviderKind, RequestCounter, ResolveContext, Resolved, Secret, SecretProvider, SecretRequest,
-    SecretValue, Secrets, Variables,
+    Cleanup, DeadlinePassed, Environment, Error, ErrorKind, JobPayload, JobVariable,
+    ProviderDescriptor, ProviderKind, RequestCounter, RequestRole, ResolveContext, Resolved,
+    Secret, SecretProvider, SecretRequest, SecretValue, Secrets, Variables,
 };
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::{info, warn};
@@ -75,12 +76,22 @@ pub struct Resolver {
 }
 
 /// A successful resolution.
+///
+/// It comes back as soon as every value is there; work the providers do after their reads
+/// (revoking a Vault token) may still be in flight. [`Self::close`] waits for it: call it
+/// before the process exits, after starting whatever the variables are for. Dropped without
+/// [`Self::close`], that work still finishes on the runtime in the background (and a Vault
+/// token whose revoke is cut short by the runtime shutting down is revoked on a thread of its
+/// own; see `provider_vault::wait_for_revocations`).
 #[derive(Debug)]
 pub struct Resolution {
     /// The secret variables, in payload order (skipped secrets left out).
     pub variables: Vec<SecretVariable>,
-    /// What happened.
+    /// What happened. Its `requests` count what was sent until the values were there;
+    /// [`Self::close`] adds the cleanup's (a Vault revoke).
     pub report: Report,
+    cleanup: Cleanup,
+    requests: RequestCounter,
 }
 
 impl Resolution {
@@ -88,6 +99,47 @@ impl Resolution {
     pub fn runner_variables(&self, job: &[JobVariable]) -> Vec<JobVariable> {
         runner_variables(job, &self.variables)
     }
+
+    /// How many pieces of cleanup work (a Vault token's revocation each) are still in flight.
+    pub fn in_flight(&self) -> usize {
+        self.cleanup.in_flight()
+    }
+
+    /// Waits for the work still in flight, e.g. while the variables are written out or a
+    /// child process starts, without borrowing `self`. It does not update the report:
+    /// [`Self::close`] does.
+    pub fn closing(&self) -> impl Future<Output = ()> + Send + 'static {
+        let cleanup = self.cleanup.clone();
+        async move { cleanup.finish().await }
+    }
+
+    /// Waits for the work still in flight (each piece bounded by the request timeout; a
+    /// failed revoke is logged, the token then lives until its TTL ends), then counts its
+    /// requests in [`Self::report`]. Calling it again does nothing more.
+    pub async fn close(&mut self) {
+        self.cleanup.finish().await;
+        self.report.requests = all_requests(&self.requests);
+    }
+}
+
+/// Every request counted, by report key.
+fn all_requests(counter: &RequestCounter) -> BTreeMap<String, u64> {
+    counter
+        .snapshot()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+}
+
+/// The requests counted, but for those that end a session (a revoke), which may or may not
+/// have been sent yet while the cleanup is in flight: the same numbers every time.
+fn requests_before_cleanup(counter: &RequestCounter) -> BTreeMap<String, u64> {
+    counter
+        .by_kind()
+        .into_iter()
+        .filter(|(k, _)| k.role() != RequestRole::Logout)
+        .map(|(k, v)| (k.as_str().to_owned(), v))
+        .collect()
 }
 
 struct Slot {
@@ -145,6 +197,8 @@ impl Resolver {
     ) -> Result<Resolution, ResolveFailure> {
         let started = monotonic_now();
         let counter = RequestCounter::default();
+        // Cleanup (a revoke) runs while the caller already has the variables.
+        let cleanup = Cleanup::deferred();
         let ctx = ResolveContext {
             requests: counter.clone(),
             request_timeout: self.options.request_timeout,
@@ -154,6 +208,7 @@ impl Resolver {
             deadline: None,
             clock: Arc::clone(&self.clock),
             env: self.env.clone(),
+            cleanup: cleanup.clone(),
         };
         let mut warnings = self.options.warnings.clone();
         let expanded_variables = variables.expanded();
@@ -239,18 +294,23 @@ impl Resolver {
                 }
             }
         }
+        let failed = slots.iter().any(|s| s.report.outcome.is_failure());
+        if failed {
+            // Nobody would wait for the cleanup of a failure: it ends here.
+            cleanup.finish().await;
+        }
         let report = Report {
             secrets: slots.iter().map(|s| s.report.clone()).collect(),
-            requests: counter
-                .snapshot()
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect(),
+            requests: if failed {
+                all_requests(&counter)
+            } else {
+                requests_before_cleanup(&counter)
+            },
             attempts: attempt,
             duration_ms: started.elapsed().as_millis() as u64,
             warnings,
         };
-        if report.failures().next().is_some() {
+        if failed {
             let errors = slots.into_iter().filter_map(|s| s.error).collect();
             return Err(ResolveFailure { report, errors });
         }
@@ -265,7 +325,12 @@ impl Resolver {
                 ))
             })
             .collect();
-        Ok(Resolution { variables, report })
+        Ok(Resolution {
+            variables,
+            report,
+            cleanup,
+            requests: counter,
+        })
     }
 
     fn classify(&self, key: &str, secret: &Secret) -> Classified {

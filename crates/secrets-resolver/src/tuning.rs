@@ -37,7 +37,8 @@ impl ResolveOptions {
         self
     }
 
-    /// Requests in flight per server at most (at least 1).
+    /// Requests in flight per server at most over HTTP/1.1 (at least 1); over HTTP/2 up to
+    /// `provider_http::MAX_STREAMS`.
     pub fn with_max_concurrency(mut self, max: usize) -> Self {
         self.max_concurrency = max.max(1);
         self

@@ -226,7 +226,13 @@ async fn twenty_vault_secrets_over_five_paths_cost_one_login_five_reads_one_revo
     let payload: JobPayload =
         serde_json::from_value(json!({"secrets": secrets, "variables": variables()})).unwrap();
 
-    let resolution = resolver(&aws).resolve_payload(&payload).await.unwrap();
+    let mut resolution = resolver(&aws).resolve_payload(&payload).await.unwrap();
+    assert_eq!(
+        resolution.report.requests_of("vault_revoke"),
+        0,
+        "the revoke is counted once it is done"
+    );
+    resolution.close().await;
     let requests = &resolution.report.requests;
     assert_eq!(
         &Plan::of(&payload.secrets).requests,
@@ -263,7 +269,13 @@ async fn thirty_current_aws_secrets_with_one_role_cost_one_sts_call_and_two_batc
     let payload: JobPayload =
         serde_json::from_value(json!({"secrets": secrets, "variables": variables()})).unwrap();
 
-    let resolution = resolver(&aws).resolve_payload(&payload).await.unwrap();
+    let mut resolution = resolver(&aws).resolve_payload(&payload).await.unwrap();
+    assert_eq!(
+        resolution.report.requests_of("vault_revoke"),
+        0,
+        "the revoke is counted once it is done"
+    );
+    resolution.close().await;
     let requests = &resolution.report.requests;
     assert_eq!(
         &Plan::of(&payload.secrets).requests,
@@ -301,7 +313,8 @@ async fn a_lone_current_aws_secret_and_pinned_ones_are_planned_as_sent() {
         "V": vault_secret(&vault.uri(), "app/1", "f3"),
     }, "variables": variables()}))
     .unwrap();
-    let resolution = resolver(&aws).resolve_payload(&payload).await.unwrap();
+    let mut resolution = resolver(&aws).resolve_payload(&payload).await.unwrap();
+    resolution.close().await;
     let plan = Plan::of(&payload.secrets);
     assert_eq!(plan.requests, resolution.report.requests);
     assert_eq!(plan.requests.get("sm_get"), Some(&2), "{:?}", plan.requests);

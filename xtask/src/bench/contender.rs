@@ -154,10 +154,13 @@ impl Ctx {
             Ok::<_, secrets_core::Error>(resolver.resolve_payload(&payload).await)
         });
         let wall = start.elapsed();
-        let resolution = match result? {
+        let mut resolution = match result? {
             Ok(r) => r,
             Err(failure) => bail!("library: {failure}"),
         };
+        // The time is until the variables are there; the revoke, still in flight then, is
+        // waited for before the counts are read (the report and the proxies then count it).
+        self.runtime.block_on(resolution.close());
         let got = resolution
             .variables
             .iter()
