@@ -30,7 +30,7 @@ impl ProviderDescriptor for AwsSecretsManagerDescriptor {
         let a = secret.aws_secrets_manager.as_ref()?;
         non_empty(&a.role_arn)
             .or(non_empty(&a.server.role_arn))
-            .map(|_| a.server.jwt.clone())
+            .map(|_| a.server.jwt.expose().to_owned())
     }
 
     fn reference(&self, secret: &Secret) -> String {
@@ -59,7 +59,7 @@ impl ProviderDescriptor for AwsSecretsManagerDescriptor {
                 if let Some(a) = secret.aws_secrets_manager.as_mut()
                     && non_empty(&a.role_arn).is_none()
                     && non_empty(&a.server.role_arn).is_none()
-                    && a.server.jwt.starts_with('$')
+                    && a.server.jwt.expose().starts_with('$')
                 {
                     a.server.jwt.clear();
                 }

@@ -91,7 +91,7 @@ pub(crate) fn plan(variable: &str, secret: &Secret) -> Result<(Identity, Planned
                 .or_else(|| non_empty(&server.role_session_name))
                 .unwrap_or_default()
                 .to_owned(),
-            token: SecretString::from(server.jwt.clone()),
+            token: SecretString::from(server.jwt.expose().to_owned()),
         },
         None if !server.jwt.is_empty() => {
             return fail(

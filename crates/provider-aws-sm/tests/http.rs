@@ -407,7 +407,7 @@ async fn jwt_without_role_fails_with_zero_requests() {
     let server = MockServer::start().await;
     let ctx = ctx();
     let mut s = aws("s", "us-east-1");
-    s.server.jwt = job_token();
+    s.server.jwt = job_token().into();
     let results = resolve(
         &provider(static_env(&server.uri())),
         &[request("V", s)],
@@ -1269,7 +1269,7 @@ async fn canaries_never_show_in_errors_or_results() {
             request("STS", aws_oidc("json", "us-east-1", ROLE, &token)),
             request("JWT", {
                 let mut s = aws("json", "us-east-1");
-                s.server.jwt = token.clone();
+                s.server.jwt = token.clone().into();
                 s
             }),
         ],

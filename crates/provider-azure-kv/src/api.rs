@@ -106,9 +106,10 @@ pub(crate) async fn token(
     .await
 }
 
-/// The `Bearer` challenge's parameters (`authorization` or `authorization_uri`, `resource`
-/// or `scope`).
-fn challenge_params(header: &str) -> (Option<String>, Option<String>) {
+/// The parameters of Key Vault's `WWW-Authenticate: Bearer` challenge: the authorization
+/// URL (`authorization` or `authorization_uri`) and the resource (`resource`, or `scope`
+/// without `/.default`), when present. Values are unquoted; nothing is validated here.
+pub fn parse_challenge(header: &str) -> (Option<String>, Option<String>) {
     let rest = header.trim();
     let rest = rest
         .strip_prefix("Bearer")
@@ -132,8 +133,9 @@ fn challenge_params(header: &str) -> (Option<String>, Option<String>) {
     (authorization, resource)
 }
 
-/// Whether `vault_host` is `resource_host` or a name under it.
-pub(crate) fn resource_matches(vault_host: &str, resource_host: &str) -> bool {
+/// Whether `vault_host` is `resource_host` or a name under it (ASCII case-insensitive): a
+/// token is only requested for a challenge's resource that matches the vault.
+pub fn resource_matches(vault_host: &str, resource_host: &str) -> bool {
     let (v, r) = (
         vault_host.to_ascii_lowercase(),
         resource_host.to_ascii_lowercase(),
@@ -187,7 +189,7 @@ pub(crate) async fn challenge(
             })
     })
     .await?;
-    let (authorization, resource) = challenge_params(&header);
+    let (authorization, resource) = parse_challenge(&header);
     let resource = resource.ok_or_else(|| {
         Failure::new(
             ErrorKind::Unexpected,
@@ -275,26 +277,26 @@ pub(crate) async fn get(
                 answer.retry_after,
             ));
         }
-        let parsed: SecretAnswer = serde_json::from_slice(&answer.body).map_err(|_| {
-            Failure::new(
-                ErrorKind::Unexpected,
-                format!(
-                    "the answer to GET secret {} at {shown} is not Key Vault's JSON",
-                    read.name
-                ),
-            )
-        })?;
-        parsed.value.map(SecretValue::new).ok_or_else(|| {
-            Failure::new(
-                ErrorKind::NotFound,
-                format!(
-                    "secret not found: secret {} at {shown} has no value",
-                    read.name
-                ),
-            )
-        })
+        parse_secret_answer(&answer.body, &read.name, shown)
     })
     .await
+}
+
+/// The `value` of Key Vault's answer `body` to a read of secret `name` at `vault` (shown),
+/// as is; or why there is none. Never quotes the body.
+pub fn parse_secret_answer(body: &[u8], name: &str, vault: &str) -> Result<SecretValue, Failure> {
+    let parsed: SecretAnswer = serde_json::from_slice(body).map_err(|_| {
+        Failure::new(
+            ErrorKind::Unexpected,
+            format!("the answer to GET secret {name} at {vault} is not Key Vault's JSON"),
+        )
+    })?;
+    parsed.value.map(SecretValue::new).ok_or_else(|| {
+        Failure::new(
+            ErrorKind::NotFound,
+            format!("secret not found: secret {name} at {vault} has no value"),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -303,12 +305,12 @@ mod tests {
 
     #[test]
     fn challenges() {
-        let (a, r) = challenge_params(
+        let (a, r) = parse_challenge(
             r#"Bearer authorization="https://login.microsoftonline.com/t1", resource="https://vault.azure.net""#,
         );
         assert_eq!(a.as_deref(), Some("https://login.microsoftonline.com/t1"));
         assert_eq!(r.as_deref(), Some("https://vault.azure.net"));
-        let (_, r) = challenge_params(
+        let (_, r) = parse_challenge(
             r#"Bearer authorization_uri="x", scope="https://vault.example/.default""#,
         );
         assert_eq!(r.as_deref(), Some("https://vault.example"));

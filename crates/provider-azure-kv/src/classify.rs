@@ -36,10 +36,13 @@ impl EntraCode {
 
 /// What the ID token says about itself, for the `AADSTS70021` fix (claims, never the token).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct TokenFacts {
-    pub(crate) issuer: String,
-    pub(crate) subject: String,
-    pub(crate) audience: String,
+pub struct TokenFacts {
+    /// `iss`, or `(none)`.
+    pub issuer: String,
+    /// `sub`, or `(none)`.
+    pub subject: String,
+    /// `aud`, comma-separated, or `(none)`.
+    pub audience: String,
 }
 
 impl TokenFacts {
@@ -59,11 +62,15 @@ impl TokenFacts {
 
 /// Who asked Entra, for messages.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct TokenRequest<'a> {
-    pub(crate) authority: &'a str,
-    pub(crate) tenant: &'a str,
-    pub(crate) client: &'a str,
-    pub(crate) facts: &'a TokenFacts,
+pub struct TokenRequest<'a> {
+    /// The authority (shown).
+    pub authority: &'a str,
+    /// `AZURE_TENANT_ID`.
+    pub tenant: &'a str,
+    /// `AZURE_CLIENT_ID`.
+    pub client: &'a str,
+    /// The ID token's claims that the fixes name.
+    pub facts: &'a TokenFacts,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -115,8 +122,9 @@ fn server_trouble(status: u16, retry_after: Option<Duration>, what: String) -> O
     }
 }
 
-/// The failure of a token request answered with `status` and `body`.
-pub(crate) fn entra_failure(
+/// The failure of a token request answered with `status` and `body`. Only Entra's error
+/// code and our own words reach the message, never the body's text.
+pub fn entra_failure(
     req: &TokenRequest<'_>,
     status: u16,
     body: &[u8],
@@ -212,15 +220,20 @@ fn akv_in(text: &str) -> Option<String> {
 
 /// Which secret a read was for, for messages.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ReadTarget<'a> {
-    pub(crate) vault: &'a str,
-    pub(crate) name: &'a str,
-    pub(crate) version: &'a str,
-    pub(crate) client: &'a str,
+pub struct ReadTarget<'a> {
+    /// The vault URL (shown).
+    pub vault: &'a str,
+    /// The secret name.
+    pub name: &'a str,
+    /// The version, empty for the latest.
+    pub version: &'a str,
+    /// `AZURE_CLIENT_ID`.
+    pub client: &'a str,
 }
 
-/// The failure of a secret read answered with `status` and `body`.
-pub(crate) fn vault_failure(
+/// The failure of a secret read answered with `status` and `body`. Only Key Vault's error
+/// codes (short `[0-9A-Za-z_.-]` words) and our own words reach the message.
+pub fn vault_failure(
     t: &ReadTarget<'_>,
     status: u16,
     body: &[u8],

@@ -28,7 +28,7 @@ impl ProviderDescriptor for AzureKeyVaultDescriptor {
         secret
             .azure_key_vault
             .as_ref()
-            .map(|a| a.server.jwt.clone())
+            .map(|a| a.server.jwt.expose().to_owned())
     }
 
     fn reference(&self, secret: &Secret) -> String {

@@ -262,7 +262,7 @@ fn check<'a>(
     let key = IdentityKey {
         tenant: a.server.tenant_id.as_str(),
         client: a.server.client_id.as_str(),
-        jwt: a.server.jwt.as_str(),
+        jwt: a.server.jwt.expose(),
     };
     Ok((key, read, reference))
 }

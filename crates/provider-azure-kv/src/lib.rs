@@ -29,7 +29,8 @@ mod descriptor;
 mod grouping;
 mod provider;
 
-pub use classify::EntraCode;
+pub use api::{parse_challenge, parse_secret_answer, resource_matches};
+pub use classify::{EntraCode, ReadTarget, TokenFacts, TokenRequest, entra_failure, vault_failure};
 pub use config::AzureKeyVaultBuilder;
 pub use descriptor::{AzureKeyVaultDescriptor, DESCRIPTOR};
 pub use grouping::{KNOWN_SUFFIXES, valid_secret_name};

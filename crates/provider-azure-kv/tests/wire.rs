@@ -39,7 +39,7 @@ fn secret(url: &str, name: &str, version: Option<&str>) -> Secret {
                 url: url.into(),
                 client_id: "client-1".into(),
                 tenant_id: "tenant-1".into(),
-                jwt: jwt(),
+                jwt: jwt().into(),
             },
         }),
         ..Secret::default()

@@ -61,7 +61,7 @@ impl ProviderDescriptor for GcpSecretManagerDescriptor {
         secret
             .gcp_secret_manager
             .as_ref()
-            .map(|g| g.server.jwt.clone())
+            .map(|g| g.server.jwt.expose().to_owned())
     }
 
     fn reference(&self, secret: &Secret) -> String {

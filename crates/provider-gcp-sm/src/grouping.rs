@@ -145,7 +145,7 @@ fn check<'a>(
             &s.workload_identity_federation_pool_id,
             &s.workload_identity_federation_provider_id,
         ),
-        jwt: s.jwt.as_str(),
+        jwt: s.jwt.expose(),
     };
     Ok((
         key,

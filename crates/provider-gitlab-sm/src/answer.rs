@@ -7,8 +7,10 @@ use secrets_core::{ErrorKind, SecretValue};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-/// The field's value, or why there is none. Never quotes a value.
-pub(crate) fn take_field(
+/// The field `field` of the answer `body` to a read of `logical` at `server` (kv-v2:
+/// `data.data[field]`, other engines `data[field]`), which must be a JSON string; or why there
+/// is none. Never quotes a value; the parsed answer's strings are zeroized.
+pub fn take_field(
     body: &[u8],
     engine: EngineKind,
     field: &str,

@@ -30,7 +30,7 @@ impl ProviderDescriptor for GitlabSecretsManagerDescriptor {
         secret
             .gitlab_secrets_manager
             .as_ref()
-            .map(|g| g.server.inline_auth.jwt.clone())
+            .map(|g| g.server.inline_auth.jwt.expose().to_owned())
             .filter(|jwt| !jwt.is_empty())
     }
 

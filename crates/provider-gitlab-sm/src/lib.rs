@@ -32,6 +32,8 @@ mod inline;
 mod planning;
 mod provider;
 
+pub use answer::take_field;
+pub use client::{ReadContext, read_failure};
 pub use config::GitlabSecretsManagerBuilder;
 pub use descriptor::{DESCRIPTOR, GitlabSecretsManagerDescriptor};
 pub use inline::encode_parameter;

@@ -162,7 +162,7 @@ fn check<'a>(
         url: &g.server.url,
         auth_path: auth_path(g),
         role: &g.server.inline_auth.role,
-        jwt: &g.server.inline_auth.jwt,
+        jwt: g.server.inline_auth.jwt.expose(),
     };
     let planned = Planned {
         index,

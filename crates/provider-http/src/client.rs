@@ -1,6 +1,7 @@
 //! A `reqwest` client for one provider server, from settings every provider shares.
 
 use crate::Failure;
+use crate::server_name::TlsServerName;
 use secrets_core::{ErrorKind, ResolveContext};
 use std::fmt;
 use std::net::SocketAddr;
@@ -37,6 +38,10 @@ pub struct ClientSettings {
     pub user_agent: String,
     /// Host names resolved to fixed addresses.
     pub resolve: Vec<(String, Vec<SocketAddr>)>,
+    /// Verify server certificates against this name (over the same roots and presenting the
+    /// same client certificate, which it carries) instead of the URL's host; ignored with
+    /// `skip_verify`.
+    pub tls_server_name: Option<TlsServerName>,
 }
 
 impl fmt::Debug for ClientSettings {
@@ -48,6 +53,7 @@ impl fmt::Debug for ClientSettings {
             .field("proxy", &self.proxy)
             .field("user_agent", &self.user_agent)
             .field("resolve", &self.resolve)
+            .field("tls_server_name", &self.tls_server_name)
             .finish()
     }
 }
@@ -77,14 +83,21 @@ impl ClientSettings {
                     attempt.follow()
                 }
             }));
-        if !self.ca_certs.is_empty() {
-            builder = builder.tls_certs_only(self.ca_certs.iter().cloned());
-        }
-        if let Some(identity) = &self.identity {
-            builder = builder.identity(identity.clone());
-        }
-        if self.skip_verify {
-            builder = builder.tls_danger_accept_invalid_certs(true);
+        match &self.tls_server_name {
+            Some(name) if !self.skip_verify => {
+                builder = builder.tls_backend_preconfigured(name.client_config());
+            }
+            _ => {
+                if !self.ca_certs.is_empty() {
+                    builder = builder.tls_certs_only(self.ca_certs.iter().cloned());
+                }
+                if let Some(identity) = &self.identity {
+                    builder = builder.identity(identity.clone());
+                }
+                if self.skip_verify {
+                    builder = builder.tls_danger_accept_invalid_certs(true);
+                }
+            }
         }
         if let Some(proxy) = &self.proxy {
             tracing::debug!(proxy = proxy.shown.as_str(), "requests go through a proxy");

@@ -6,6 +6,8 @@
 //!   skip-verify, proxy, redirects that never downgrade from https);
 //! - [`tls`]: PEM roots from a file or a directory, a client identity, a proxy URL shown
 //!   without its credentials;
+//! - [`server_name`]: certificates verified against a configured name instead of the URL's
+//!   host, with `Host` unchanged;
 //! - [`exchange`]: one attempt: counted, bounded per server (connections over HTTP/1.1,
 //!   [`MAX_STREAMS`] streams once the server speaks HTTP/2), [`MAX_ANSWER_BYTES`] cap
 //!   (chunked answers included), `Retry-After`;
@@ -21,6 +23,7 @@ pub mod client;
 pub mod exchange;
 pub mod failure;
 pub mod retry;
+pub mod server_name;
 pub mod slots;
 pub mod tls;
 pub mod transport;
@@ -29,5 +32,6 @@ pub use client::{ClientSettings, ShownProxy};
 pub use exchange::{Answer, Endpoint, MAX_ANSWER_BYTES, MAX_STREAMS};
 pub use failure::Failure;
 pub use retry::{MAX_RETRY_AFTER, with_retry};
+pub use server_name::TlsServerName;
 pub use slots::Slots;
 pub use transport::{AnswerTooLarge, Transport, TransportKind, transport_kind};

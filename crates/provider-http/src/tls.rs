@@ -4,6 +4,8 @@
 
 use crate::Failure;
 use crate::client::ShownProxy;
+use crate::server_name::pem_certs;
+use rustls::pki_types::CertificateDer;
 use secrets_core::ErrorKind;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -23,27 +25,64 @@ pub fn read_file(var: &str, path: &Path) -> Result<Vec<u8>, Failure> {
     })
 }
 
+/// CA certificates in the two forms the clients take them: `reqwest`'s, and DER for a
+/// preconfigured `rustls` client (see [`crate::server_name`]).
+#[derive(Clone, Default)]
+pub struct CaCerts {
+    /// For `reqwest::ClientBuilder::tls_certs_only`.
+    pub certs: Vec<reqwest::Certificate>,
+    /// The same certificates, DER.
+    pub der: Vec<CertificateDer<'static>>,
+}
+
+impl fmt::Debug for CaCerts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} CA certificates", self.der.len())
+    }
+}
+
+impl CaCerts {
+    fn extend(&mut self, other: Self) {
+        self.certs.extend(other.certs);
+        self.der.extend(other.der);
+    }
+}
+
 /// The certificates of a PEM bundle; `what` says where it came from.
 pub fn parse_certs(
     pem: &[u8],
     what: &dyn fmt::Display,
     var: &str,
 ) -> Result<Vec<reqwest::Certificate>, Failure> {
-    match reqwest::Certificate::from_pem_bundle(pem) {
-        Ok(certs) if !certs.is_empty() => Ok(certs),
-        Ok(_) => Err(config_error(
-            format!("{what} holds no PEM certificate"),
-            &format!("set {var} to a file of PEM `CERTIFICATE` blocks"),
-        )),
-        Err(e) => Err(config_error(
+    parse_ca(pem, what, var).map(|ca| ca.certs)
+}
+
+/// The certificates of a PEM bundle in both forms; `what` says where it came from.
+pub fn parse_ca(pem: &[u8], what: &dyn fmt::Display, var: &str) -> Result<CaCerts, Failure> {
+    let invalid = |e: &dyn fmt::Display| {
+        config_error(
             format!("{what} is not a valid PEM certificate bundle: {e}"),
             &format!("set {var} to a file of PEM `CERTIFICATE` blocks"),
-        )),
+        )
+    };
+    let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| invalid(&e))?;
+    let der = pem_certs(pem).map_err(|e| invalid(&e))?;
+    if certs.is_empty() || der.is_empty() {
+        return Err(config_error(
+            format!("{what} holds no PEM certificate"),
+            &format!("set {var} to a file of PEM `CERTIFICATE` blocks"),
+        ));
     }
+    Ok(CaCerts { certs, der })
 }
 
 /// Every certificate in the files under `dir` (recursively, in a stable order).
 pub fn certs_in_dir(var: &str, dir: &Path) -> Result<Vec<reqwest::Certificate>, Failure> {
+    ca_in_dir(var, dir).map(|ca| ca.certs)
+}
+
+/// Every certificate in the files under `dir` (recursively, in a stable order), in both forms.
+pub fn ca_in_dir(var: &str, dir: &Path) -> Result<CaCerts, Failure> {
     let mut files = Vec::new();
     files_under(dir, &mut files).map_err(|e| {
         config_error(
@@ -51,19 +90,19 @@ pub fn certs_in_dir(var: &str, dir: &Path) -> Result<Vec<reqwest::Certificate>, 
             "point it at a readable directory of PEM files, or unset it",
         )
     })?;
-    let mut certs = Vec::new();
+    let mut ca = CaCerts::default();
     for file in &files {
         let pem = read_file(var, file)?;
         let what = format!("{} (in {var})", file.display());
-        certs.extend(parse_certs(&pem, &what, var)?);
+        ca.extend(parse_ca(&pem, &what, var)?);
     }
-    if certs.is_empty() {
+    if ca.der.is_empty() {
         return Err(config_error(
             format!("{var}={} holds no certificate file", dir.display()),
             "put PEM CA certificates in it, or unset it",
         ));
     }
-    Ok(certs)
+    Ok(ca)
 }
 
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -84,14 +123,23 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 /// A client identity for mutual TLS from a PEM certificate chain and a PEM private key,
 /// each named by its setting. The key's bytes are zeroized after use.
 pub fn client_identity(
+    cert: (&str, &Path),
+    key: (&str, &Path),
+) -> Result<reqwest::Identity, Failure> {
+    client_identity_pem(cert, key).map(|(identity, _)| identity)
+}
+
+/// [`client_identity`], and the PEM it was made from (the chain, then the key; zeroized on
+/// drop) for a preconfigured `rustls` client.
+pub fn client_identity_pem(
     (cert_var, cert_path): (&str, &Path),
     (key_var, key_path): (&str, &Path),
-) -> Result<reqwest::Identity, Failure> {
+) -> Result<(reqwest::Identity, Zeroizing<Vec<u8>>), Failure> {
     let mut pem = Zeroizing::new(read_file(cert_var, cert_path)?);
     let key = Zeroizing::new(read_file(key_var, key_path)?);
     pem.push(b'\n');
     pem.extend_from_slice(&key);
-    reqwest::Identity::from_pem(&pem).map_err(|e| {
+    let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
         config_error(
             format!(
                 "{cert_var}={} and {key_var}={} are not a usable PEM certificate and private key: {e}",
@@ -100,7 +148,8 @@ pub fn client_identity(
             ),
             "use a PEM certificate chain and a PKCS#8, PKCS#1 or SEC1 PEM private key",
         )
-    })
+    })?;
+    Ok((identity, pem))
 }
 
 /// A proxy for every request from the setting `var`; shown without its credentials.

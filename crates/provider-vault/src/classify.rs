@@ -208,8 +208,9 @@ pub(crate) fn classify(server: &str, op: &Operation<'_>, outcome: &Outcome) -> F
         .with_fix(
             "to trust the server, set VAULT_CACERT (or BAO_CACERT) to the PEM file of the CA that \
              signed its certificate in the environment of the process that resolves secrets (or \
-             VAULT_CAPATH to a directory of them), or add that CA to the system trust store; set \
-             VAULT_TLS_SERVER_NAME if the certificate names another host",
+             VAULT_CAPATH to a directory of them), or add that CA to the system trust store; if \
+             the certificate is not valid for the host in VAULT_SERVER_URL, set \
+             VAULT_TLS_SERVER_NAME to a name it holds (the request still goes to that host)",
         ),
         Outcome::Malformed(why) => Failure::new(
             Unexpected,

@@ -8,8 +8,8 @@
 //! from the environment of the process that resolves (runner-semantics §4.1).
 
 use crate::provider::VaultProvider;
-use provider_http::tls::{certs_in_dir, client_identity, parse_certs, proxy, read_file};
-use provider_http::{ClientSettings, Failure, ShownProxy};
+use provider_http::tls::{CaCerts, ca_in_dir, client_identity_pem, parse_ca, proxy, read_file};
+use provider_http::{ClientSettings, Failure, ShownProxy, TlsServerName};
 use secrets_core::{Environment, Error, ErrorKind};
 use std::fmt;
 use std::path::PathBuf;
@@ -143,11 +143,12 @@ pub(crate) struct TlsConfig {
     /// Where the roots come from (for messages).
     pub(crate) ca_source: CaSource,
     /// The roots, empty for the system store.
-    pub(crate) ca_certs: Vec<reqwest::Certificate>,
+    pub(crate) ca_certs: CaCerts,
     /// The client certificate and key for mutual TLS.
     pub(crate) identity: Option<reqwest::Identity>,
-    /// The name to verify the server's certificate against, instead of the URL's host.
-    pub(crate) server_name: Option<String>,
+    /// The name to verify the server's certificate against, instead of the URL's host
+    /// (`Host` stays the URL's).
+    pub(crate) server_name: Option<TlsServerName>,
     /// Accept any server certificate.
     pub(crate) skip_verify: bool,
     /// The proxy for every Vault request (`VAULT_PROXY_ADDR`, `VAULT_HTTP_PROXY`), in place
@@ -159,12 +160,12 @@ impl fmt::Debug for TlsConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsConfig")
             .field("ca_source", &self.ca_source)
-            .field("ca_certs", &self.ca_certs.len())
+            .field("ca_certs", &self.ca_certs.der.len())
             .field(
                 "client_identity",
                 &self.identity.as_ref().map(|_| "<redacted>"),
             )
-            .field("server_name", &self.server_name)
+            .field("server_name", &self.server_name.as_ref().map(|n| n.name()))
             .field("skip_verify", &self.skip_verify)
             .field("proxy", &self.proxy.as_ref().map(|p| &p.shown))
             .finish()
@@ -215,7 +216,8 @@ impl TlsConfig {
             "ci-secrets-provider-vault/",
             env!("CARGO_PKG_VERSION")
         ));
-        settings.ca_certs.clone_from(&self.ca_certs);
+        settings.ca_certs.clone_from(&self.ca_certs.certs);
+        settings.tls_server_name.clone_from(&self.server_name);
         settings.identity.clone_from(&self.identity);
         settings.skip_verify = self.skip_verify;
         settings.proxy.clone_from(&self.proxy);
@@ -226,24 +228,24 @@ impl TlsConfig {
     pub(crate) fn load(env: &Environment, explicit_ca: Option<Vec<u8>>) -> Result<Self, Failure> {
         // Roots: explicit > CACERT_BYTES > CACERT > CAPATH > system, as go-rootcerts picks one.
         let (ca_source, ca_certs) = if let Some(pem) = explicit_ca {
-            let certs = parse_certs(&pem, &CaSource::Explicit, "the bundle")?;
+            let certs = parse_ca(&pem, &CaSource::Explicit, "the bundle")?;
             (CaSource::Explicit, certs)
         } else if let Some((var, pem)) = read_var(env, "CACERT_BYTES") {
             let source = CaSource::Bytes(var);
-            let certs = parse_certs(pem.as_bytes(), &source, var)?;
+            let certs = parse_ca(pem.as_bytes(), &source, var)?;
             (source, certs)
         } else if let Some((var, path)) = read_var(env, "CACERT") {
             let path = PathBuf::from(path);
             let pem = read_file(var, &path)?;
             let source = CaSource::File(var, path);
-            let certs = parse_certs(&pem, &source, var)?;
+            let certs = parse_ca(&pem, &source, var)?;
             (source, certs)
         } else if let Some((var, dir)) = read_var(env, "CAPATH") {
             let dir = PathBuf::from(dir);
-            let certs = certs_in_dir(var, &dir)?;
+            let certs = ca_in_dir(var, &dir)?;
             (CaSource::Dir(var, dir), certs)
         } else {
-            (CaSource::System, Vec::new())
+            (CaSource::System, CaCerts::default())
         };
 
         let identity = match (read_var(env, "CLIENT_CERT"), read_var(env, "CLIENT_KEY")) {
@@ -259,13 +261,24 @@ impl TlsConfig {
                     &format!("set {other} too, or unset {var}"),
                 ));
             }
-            (Some((cert_var, cert_path)), Some((key_var, key_path))) => Some(client_identity(
+            (Some((cert_var, cert_path)), Some((key_var, key_path))) => Some(client_identity_pem(
                 (cert_var, &PathBuf::from(cert_path)),
                 (key_var, &PathBuf::from(key_path)),
             )?),
         };
 
-        let server_name = read_var(env, "TLS_SERVER_NAME").map(|(_, v)| v);
+        // As Go's `tls.Config.ServerName`: verification against this name, same roots and
+        // client certificate; the request (and `Host`) still go to the URL's host.
+        let server_name = match read_var(env, "TLS_SERVER_NAME") {
+            None => None,
+            Some((var, name)) => Some(TlsServerName::new(
+                var,
+                &name,
+                &ca_certs.der,
+                identity.as_ref().map(|(_, pem)| pem.as_slice()),
+            )?),
+        };
+        let identity = identity.map(|(identity, _)| identity);
 
         let skip_verify = match read_var(env, "SKIP_VERIFY") {
             None => false,
@@ -351,7 +364,10 @@ mod tests {
             ("VAULT_SKIP_VERIFY", "1"),
         ]);
         let tls = TlsConfig::load(&e, None).unwrap();
-        assert_eq!(tls.server_name.as_deref(), Some("bao.example"));
+        assert_eq!(
+            tls.server_name.as_ref().map(|n| n.name()),
+            Some("bao.example")
+        );
         assert!(tls.skip_verify);
     }
 

@@ -13,7 +13,6 @@ use secrecy::{ExposeSecret as _, SecretString};
 use secrets_core::{ErrorKind, RequestKind, ResolveContext, RetryPolicy};
 use std::fmt;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
 
 const X_VAULT_REQUEST: HeaderName = HeaderName::from_static("x-vault-request");
 const X_VAULT_TOKEN: HeaderName = HeaderName::from_static("x-vault-token");
@@ -50,7 +49,7 @@ pub(crate) fn parse_server_url(raw: &str) -> Result<Url, Failure> {
 /// One Vault server, for one resolution.
 pub(crate) struct ServerClient {
     endpoint: Endpoint,
-    /// Where requests go (the host is the TLS server name when one is set).
+    /// Where requests go: the server URL without query and fragment.
     base: Url,
     /// The server URL as the job names it, for messages.
     pub(crate) display: String,
@@ -77,41 +76,9 @@ impl ServerClient {
         let mut base = url.clone();
         base.set_query(None);
         base.set_fragment(None);
-        let mut settings = tls.client_settings();
-        if let Some(name) = tls
-            .server_name
-            .as_deref()
-            .filter(|_| url.scheme() == "https")
-        {
-            // Verify the certificate against `name` while connecting to the URL's address:
-            // send the request to `name`, resolved to the URL host's addresses.
-            let port = url.port_or_known_default().unwrap_or(443);
-            let host = url.host_str().unwrap_or_default();
-            let addrs: Vec<SocketAddr> = match host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<IpAddr>()
-            {
-                Ok(ip) => vec![SocketAddr::new(ip, port)],
-                Err(_) => tokio::net::lookup_host((host, port))
-                    .await
-                    .map_err(|e| {
-                        Failure::new(
-                            ErrorKind::Unavailable,
-                            format!("cannot resolve the host of {display}: {e}"),
-                        )
-                        .with_fix("check VAULT_SERVER_URL")
-                    })?
-                    .collect(),
-            };
-            settings.resolve.push((name.to_owned(), addrs));
-            base.set_host(Some(name)).map_err(|e| {
-                Failure::new(
-                    ErrorKind::InvalidConfig,
-                    format!("VAULT_TLS_SERVER_NAME {name:?} is not a valid host name ({e})"),
-                )
-            })?;
-        }
+        // A TLS server name changes only the name the certificate is verified against
+        // (see `provider_http::server_name`): requests and `Host` stay the URL's.
+        let settings = tls.client_settings();
         let http = settings
             .build(ctx, &display)
             .map_err(|e| e.with_fix("check the VAULT_CACERT / VAULT_CLIENT_CERT settings"))?;

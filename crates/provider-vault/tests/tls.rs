@@ -37,6 +37,11 @@ struct Pki {
 
 /// A CA, a server certificate for `vault.test` and `localhost`, and a client certificate.
 fn pki() -> Pki {
+    pki_for(&["vault.test", "localhost"])
+}
+
+/// A CA, a server certificate for `names` only, and a client certificate.
+fn pki_for(names: &[&str]) -> Pki {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -53,7 +58,7 @@ fn pki() -> Pki {
 
     let server_key = KeyPair::generate().unwrap();
     let mut server_params =
-        CertificateParams::new(vec!["vault.test".to_owned(), "localhost".to_owned()]).unwrap();
+        CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>()).unwrap();
     server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let server_cert = server_params.signed_by(&server_key, &issuer).unwrap();
 
@@ -74,6 +79,16 @@ fn pki() -> Pki {
 
 /// Serves a tiny Vault over TLS: login, one kv-v2 secret, revoke.
 async fn serve(pki: &Pki, client_auth: bool) -> SocketAddr {
+    serve_routed(pki, client_auth, false).await.0
+}
+
+/// The `Host` headers a server saw, in order.
+type Hosts = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// [`serve`], recording every request's `Host`; with `by_name`, as a proxy that routes by
+/// name: only requests whose `Host` is `127.0.0.1:<its port>` reach Vault, any other name
+/// gets `421 Misdirected Request`.
+async fn serve_routed(pki: &Pki, client_auth: bool, by_name: bool) -> (SocketAddr, Hosts) {
     let provider = Arc::new(aws_lc_rs::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -95,26 +110,33 @@ async fn serve(pki: &Pki, client_auth: bool) -> SocketAddr {
     let acceptor = TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let hosts = Hosts::default();
+    let route = by_name.then(|| addr.to_string());
+    let seen = hosts.clone();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
+            let (seen, route) = (seen.clone(), route.clone());
             tokio::spawn(async move {
                 if let Ok(mut tls) = acceptor.accept(tcp).await {
-                    let _ = answer(&mut tls).await;
+                    let _ = answer(&mut tls, &seen, route.as_deref()).await;
                 }
             });
         }
     });
-    addr
+    (addr, hosts)
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// HTTP/1.1 with keep-alive, just enough for the provider's three calls.
+/// HTTP/1.1 with keep-alive, just enough for the provider's three calls; records each
+/// `Host` in `hosts` and, with a `route`, answers only requests for that host.
 async fn answer<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     stream: &mut S,
+    hosts: &std::sync::Mutex<Vec<String>>,
+    route: Option<&str>,
 ) -> std::io::Result<()> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -146,12 +168,22 @@ async fn answer<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
             buf.extend_from_slice(&chunk[..n]);
         }
         buf.drain(..head_end + length);
+        let host = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("host").then(|| v.trim().to_owned())
+            })
+            .unwrap_or_default();
+        hosts.lock().unwrap().push(host.clone());
         let mut first = head.lines().next().unwrap_or_default().split(' ');
         let (method, path) = (
             first.next().unwrap_or_default(),
             first.next().unwrap_or_default(),
         );
+        let misdirected = route.is_some_and(|r| r != host);
         let (status, body) = match (method, path) {
+            _ if misdirected => ("421 Misdirected Request", r#"{"errors":["no route"]}"#),
             ("PUT", "/v1/auth/jwt/login") => ("200 OK", r#"{"auth":{"client_token":"s.tls"}}"#),
             ("GET", "/v1/secret/data/ci/app") => (
                 "200 OK",
@@ -293,6 +325,142 @@ async fn the_tls_server_name_replaces_the_url_host_for_verification() {
         ("VAULT_TLS_SERVER_NAME", "vault.test".to_owned()),
     ]));
     assert_eq!(read_with(with, &url).await.unwrap(), "over-tls");
+}
+
+/// `VAULT_TLS_SERVER_NAME` behind a proxy that routes by name: the certificate holds only
+/// `vault.internal`, the URL is the address; the name changes what is verified, never `Host`.
+#[tokio::test]
+async fn the_tls_server_name_is_verified_without_changing_host() {
+    let pki = pki_for(&["vault.internal"]);
+    let (addr, hosts) = serve_routed(&pki, false, true).await;
+    let url = format!("https://127.0.0.1:{}", addr.port());
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = write(dir.path(), "ca.pem", &pki.ca_pem);
+
+    let with = VaultProviderBuilder::new().with_env(env(vec![
+        ("VAULT_CACERT", ca_file.clone()),
+        ("VAULT_TLS_SERVER_NAME", "vault.internal".to_owned()),
+    ]));
+    assert_eq!(read_with(with, &url).await.unwrap(), "over-tls");
+    let seen = hosts.lock().unwrap().clone();
+    // Login, read, revoke, each with the URL's host and port.
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert!(seen.iter().all(|h| *h == addr.to_string()), "{seen:?}");
+
+    // Without the setting: a certificate-name error that names the fix, and no request sent.
+    let without =
+        VaultProviderBuilder::new().with_env(env(vec![("VAULT_CACERT", ca_file.clone())]));
+    let err = read_with(without, &url).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("not valid for name \"127.0.0.1\""), "{text}");
+    assert!(text.contains("vault.internal"), "{text}");
+    assert!(text.contains("set VAULT_TLS_SERVER_NAME"), "{text}");
+    assert_eq!(
+        hosts.lock().unwrap().len(),
+        3,
+        "nothing sent over a failed handshake"
+    );
+
+    // Another name than the certificate's fails the same way, naming that name.
+    let wrong = VaultProviderBuilder::new().with_env(env(vec![
+        ("VAULT_CACERT", ca_file.clone()),
+        ("VAULT_TLS_SERVER_NAME", "vault.other".to_owned()),
+    ]));
+    let err = read_with(wrong, &url).await.unwrap_err();
+    assert!(err.to_string().contains("\"vault.other\""), "{err}");
+
+    // The name does not bypass the roots: the system store does not know this CA.
+    let system = VaultProviderBuilder::new().with_env(env(vec![(
+        "VAULT_TLS_SERVER_NAME",
+        "vault.internal".to_owned(),
+    )]));
+    let err = read_with(system, &url).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
+    assert!(err.to_string().contains("VAULT_CACERT"), "{err}");
+
+    // Every CA source and VAULT_SKIP_VERIFY work with the name.
+    let ca_dir = dir.path().join("cas");
+    std::fs::create_dir(&ca_dir).unwrap();
+    write(&ca_dir, "ca.pem", &pki.ca_pem);
+    let name = || ("VAULT_TLS_SERVER_NAME", "vault.internal".to_owned());
+    let sources: Vec<(&str, VaultProviderBuilder)> = vec![
+        (
+            "explicit bundle",
+            VaultProviderBuilder::new()
+                .with_ca_bundle(pki.ca_pem.clone())
+                .with_env(env(vec![name()])),
+        ),
+        (
+            "VAULT_CACERT_BYTES",
+            VaultProviderBuilder::new().with_env(env(vec![
+                ("VAULT_CACERT_BYTES", pki.ca_pem.clone()),
+                name(),
+            ])),
+        ),
+        (
+            "VAULT_CAPATH",
+            VaultProviderBuilder::new().with_env(env(vec![
+                ("VAULT_CAPATH", ca_dir.to_str().unwrap().to_owned()),
+                name(),
+            ])),
+        ),
+        (
+            "VAULT_SKIP_VERIFY",
+            VaultProviderBuilder::new().with_env(env(vec![
+                ("VAULT_SKIP_VERIFY", "true".to_owned()),
+                ("VAULT_TLS_SERVER_NAME", "vault.other".to_owned()),
+            ])),
+        ),
+    ];
+    for (what, builder) in sources {
+        match read_with(builder, &url).await {
+            Ok(value) => assert_eq!(value, "over-tls", "{what}"),
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
+    let seen = hosts.lock().unwrap().clone();
+    assert!(seen.iter().all(|h| *h == addr.to_string()), "{seen:?}");
+}
+
+#[tokio::test]
+async fn the_tls_server_name_keeps_the_client_certificate() {
+    let pki = pki_for(&["vault.internal"]);
+    let (addr, hosts) = serve_routed(&pki, true, true).await;
+    let url = format!("https://127.0.0.1:{}", addr.port());
+    let dir = tempfile::tempdir().unwrap();
+    let cert = write(dir.path(), "client.pem", &pki.client_pem);
+    let key = write(dir.path(), "client-key.pem", &pki.client_key_pem);
+    let name = || ("VAULT_TLS_SERVER_NAME", "vault.internal".to_owned());
+
+    let without = VaultProviderBuilder::new()
+        .with_ca_bundle(pki.ca_pem.clone())
+        .with_env(env(vec![name()]));
+    assert!(
+        read_with(without, &url).await.is_err(),
+        "no client certificate"
+    );
+    assert!(hosts.lock().unwrap().is_empty());
+
+    let with = VaultProviderBuilder::new()
+        .with_ca_bundle(pki.ca_pem.clone())
+        .with_env(env(vec![
+            ("VAULT_CLIENT_CERT", cert),
+            ("VAULT_CLIENT_KEY", key),
+            name(),
+        ]));
+    assert_eq!(read_with(with, &url).await.unwrap(), "over-tls");
+    assert_eq!(hosts.lock().unwrap().len(), 3);
+}
+
+#[test]
+fn an_invalid_tls_server_name_fails_the_build() {
+    let err = VaultProviderBuilder::new()
+        .with_env(env(vec![("BAO_TLS_SERVER_NAME", "not a host".to_owned())]))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
+    assert!(err.to_string().contains("BAO_TLS_SERVER_NAME"), "{err}");
 }
 
 #[tokio::test]

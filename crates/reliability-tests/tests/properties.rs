@@ -1,6 +1,7 @@
 //! Property tests of the surfaces the fuzz targets cover (`fuzz/`), small enough for the
 //! normal test run: the `.gitlab-ci.yml` parser and normaliser, the job payload parser, the
-//! short forms, expansion and the Vault value formatting.
+//! short forms, expansion, the Vault value formatting, the AWS field extraction, and the
+//! GitLab Secrets Manager and Azure Key Vault answer parsers.
 #![allow(
     clippy::disallowed_methods,
     reason = "tests and test support read the real environment and clock"
@@ -229,6 +230,154 @@ proptest! {
             let (shown, debug) = (err.to_string(), format!("{err:?}"));
             prop_assert!(!shown.contains(&canary) && !debug.contains(&canary));
         }
+    }
+}
+
+const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJjYW5hcnkifQ.c2lnbmF0dXJl";
+
+fn gitlab_read() -> provider_gitlab_sm::ReadContext<'static> {
+    provider_gitlab_sm::ReadContext {
+        logical: "kv/data/p",
+        auth_path: "ns/auth/pipeline_jwt/login",
+        role: "all_pipelines",
+        jwt: JWT,
+    }
+}
+
+fn answer(status: u16, inline_failed: bool, body: &[u8]) -> provider_http::Answer {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if inline_failed {
+        headers.insert(
+            "x-vault-inline-auth-failed",
+            reqwest::header::HeaderValue::from_static("true"),
+        );
+    }
+    provider_http::Answer {
+        status,
+        headers,
+        body: body.to_vec().into(),
+        retry_after: None,
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn gitlab_sm_fields_are_strings_and_errors_never_quote_them(key in "[a-z_]{1,8}", value in ".{0,40}", n in any::<i64>(), canary in "[A-Za-z0-9]{12,24}") {
+        use provider_gitlab_sm::take_field;
+        use provider_vault::EngineKind::{KvV1, KvV2};
+        let v2 = serde_json::json!({"data": {"data": {key.as_str(): value}, "metadata": {}}}).to_string();
+        let got = take_field(v2.as_bytes(), KvV2, &key, "kv/data/p", "https://b").expect("a string");
+        prop_assert_eq!(got.expose(), value.as_str());
+        let v1 = serde_json::json!({"data": {key.as_str(): value}}).to_string();
+        let got = take_field(v1.as_bytes(), KvV1, &key, "kv/p", "https://b").expect("a string");
+        prop_assert_eq!(got.expose(), value.as_str());
+        for body in [
+            serde_json::json!({"data": {"data": {key.as_str(): n, "other": canary}}}).to_string(),
+            serde_json::json!({"data": {"data": {key.as_str(): [canary.as_str()]}}}).to_string(),
+            serde_json::json!({"data": {"data": {"other": canary}}}).to_string(),
+            format!("<html>{canary}</html>"),
+        ] {
+            let err = take_field(body.as_bytes(), KvV2, &key, "kv/data/p", "https://b").expect_err("no string field");
+            let shown = format!("{err} {err:?}");
+            prop_assert!(!shown.contains(&canary), "{}", shown);
+            if n.unsigned_abs() >= 100_000 {
+                prop_assert!(!shown.contains(&n.to_string()), "{}", shown);
+            }
+        }
+    }
+
+    #[test]
+    fn gitlab_sm_parameters_round_trip_as_unpadded_base64url(key in ".{0,12}", value in ".{0,80}") {
+        use base64::Engine as _;
+        let encoded = provider_gitlab_sm::encode_parameter(&key, &value);
+        prop_assert!(encoded.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded.as_bytes()).expect("base64url");
+        let json: serde_json::Value = serde_json::from_slice(&decoded).expect("JSON");
+        prop_assert_eq!(json, serde_json::json!({"key": key, "value": value}));
+    }
+
+    #[test]
+    fn gitlab_sm_failures_never_quote_the_jwt(status in prop::sample::select(vec![400u16, 403, 404, 429, 500, 503]), failed in any::<bool>(), prefix in "[a-z :]{0,20}", encoded in any::<bool>()) {
+        let echoed = if encoded {
+            provider_gitlab_sm::encode_parameter("jwt", JWT).to_string()
+        } else {
+            JWT.to_owned()
+        };
+        let body = serde_json::json!({"errors": [format!("{prefix}{echoed} is invalid"), "permission denied"]}).to_string();
+        let err = provider_gitlab_sm::read_failure(&answer(status, failed, body.as_bytes()), "https://b", &gitlab_read());
+        let shown = format!("{err} {err:?}");
+        prop_assert!(!shown.contains(&echoed), "{}", shown);
+        prop_assert!(shown.contains("<redacted>"), "{}", shown);
+        if failed {
+            prop_assert_eq!(err.kind, ErrorKind::Unauthenticated);
+        }
+    }
+
+    #[test]
+    fn azure_secret_answers_give_their_value(value in ".{0,60}", canary in "[A-Za-z0-9]{12,24}") {
+        let body = serde_json::json!({"value": value, "id": "https://kv.vault.azure.net/secrets/n/v", "tags": {"t": canary}}).to_string();
+        let got = provider_azure_kv::parse_secret_answer(body.as_bytes(), "n", "https://kv").expect("a value");
+        prop_assert_eq!(got.expose(), value.as_str());
+        for body in [format!("{{\"id\": \"{canary}\"}}"), format!("{canary}{{")] {
+            let err = provider_azure_kv::parse_secret_answer(body.as_bytes(), "n", "https://kv").expect_err("no value");
+            let shown = format!("{err} {err:?}");
+            prop_assert!(!shown.contains(&canary), "{}", shown);
+        }
+    }
+
+    #[test]
+    fn azure_failures_quote_only_safe_codes(status in prop::sample::select(vec![400u16, 401, 403, 404, 409, 429, 500]), code in "[A-Za-z]{1,20}", canary in "[a-z]{6,12} [a-z]{6,12}") {
+        use provider_azure_kv::{ReadTarget, TokenFacts, TokenRequest, entra_failure, vault_failure};
+        let target = ReadTarget { vault: "https://kv", name: "n", version: "", client: "app" };
+        let facts = TokenFacts::default();
+        let request = TokenRequest { authority: "https://login", tenant: "t", client: "app", facts: &facts };
+        let kv = serde_json::json!({"error": {"code": code, "message": canary, "innererror": {"code": canary}}}).to_string();
+        let err = vault_failure(&target, status, kv.as_bytes(), None);
+        let shown = format!("{err} {err:?}");
+        prop_assert!(!shown.contains(&canary), "{}", shown);
+        if !(429..600).contains(&status) {
+            prop_assert_eq!(err.code.as_deref(), Some(code.as_str()));
+        }
+        let entra = serde_json::json!({"error": canary, "error_description": format!("AADSTS50027: {canary}"), "error_codes": [50027]}).to_string();
+        let err = entra_failure(&request, status, entra.as_bytes(), None);
+        let shown = format!("{err} {err:?}");
+        prop_assert!(!shown.contains(&canary), "{}", shown);
+        prop_assert_eq!(err.code.as_deref(), Some("AADSTS50027"));
+    }
+
+    #[test]
+    fn azure_secret_names_follow_key_vault(name in "[0-9A-Za-z-]{1,127}", bad in "[^0-9A-Za-z-]", at in 0usize..127, long in "[0-9A-Za-z-]{128,140}") {
+        prop_assert!(provider_azure_kv::valid_secret_name(&name));
+        let mut broken = name.clone();
+        let at = (0..=broken.len()).rev().find(|i| *i <= at && broken.is_char_boundary(*i)).unwrap_or(0);
+        broken.insert_str(at, &bad);
+        prop_assert!(!provider_azure_kv::valid_secret_name(&broken));
+        prop_assert!(!provider_azure_kv::valid_secret_name(&long));
+        prop_assert!(!provider_azure_kv::valid_secret_name(""));
+    }
+
+    #[test]
+    fn azure_challenges_parse_and_resources_match_only_their_domain(tenant in "[a-f0-9-]{1,36}", domain in "[a-z]{1,10}\\.[a-z]{2,6}", vault in "[a-z0-9]{1,12}", other in "[a-z]{1,10}", scope in any::<bool>()) {
+        use provider_azure_kv::{parse_challenge, resource_matches};
+        let authorization = format!("https://login.microsoftonline.com/{tenant}");
+        let header = if scope {
+            format!("Bearer authorization_uri=\"{authorization}\", scope=\"https://{domain}/.default\"")
+        } else {
+            format!("Bearer authorization=\"{authorization}\", resource=\"https://{domain}\"")
+        };
+        let (a, r) = parse_challenge(&header);
+        prop_assert_eq!(a.as_deref(), Some(authorization.as_str()));
+        prop_assert_eq!(r, Some(format!("https://{domain}")));
+        let host = format!("{vault}.{domain}");
+        prop_assert!(resource_matches(&host, &domain));
+        prop_assert!(resource_matches(&host.to_ascii_uppercase(), &domain));
+        let glued = format!("{vault}{domain}");
+        prop_assert!(!resource_matches(&glued, &domain));
+        let longer = format!("{other}{domain}");
+        prop_assert!(!resource_matches(&host, &longer));
+        prop_assert!(!resource_matches(&host, ""));
     }
 }
 

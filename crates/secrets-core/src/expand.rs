@@ -114,6 +114,7 @@ impl Secret {
     /// every `gitlab_secrets_manager` field are left alone, as the runner does.
     pub fn expand_variables(&mut self, lookup: &dyn Fn(&str) -> Option<String>) {
         let x = |s: &mut String| *s = expand_with(s, lookup);
+        let xt = |t: &mut crate::Token| t.replace_with(|s| expand_with(s, lookup));
         let xo = |s: &mut Option<String>| {
             if let Some(v) = s {
                 *v = expand_with(v, lookup);
@@ -140,7 +141,7 @@ impl Secret {
             xo(&mut a.region);
             xo(&mut a.role_arn);
             xo(&mut a.role_session_name);
-            x(&mut a.server.jwt);
+            xt(&mut a.server.jwt);
             x(&mut a.server.region);
             xo(&mut a.server.role_arn);
             let session = a.server.role_session_name.get_or_insert_default();
@@ -156,12 +157,12 @@ impl Secret {
             x(&mut g.server.project_number);
             x(&mut g.server.workload_identity_federation_pool_id);
             x(&mut g.server.workload_identity_federation_provider_id);
-            x(&mut g.server.jwt);
+            xt(&mut g.server.jwt);
         }
         if let Some(a) = &mut self.azure_key_vault {
             x(&mut a.name);
             xo(&mut a.version);
-            x(&mut a.server.jwt);
+            xt(&mut a.server.jwt);
         }
     }
 }

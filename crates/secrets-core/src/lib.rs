@@ -32,6 +32,7 @@ pub mod payload;
 pub mod private_file;
 pub mod provider;
 pub mod requests;
+pub mod token;
 pub mod value;
 pub mod variables;
 
@@ -45,5 +46,6 @@ pub use error::{Error, ErrorKind, FailureReason, Result};
 pub use payload::{JobPayload, ProviderKind, Secret, Secrets};
 pub use provider::{Resolved, SecretProvider, SecretRequest};
 pub use requests::{RequestCounter, RequestKind, RequestRole};
+pub use token::Token;
 pub use value::SecretValue;
 pub use variables::{JobVariable, Variables};

@@ -7,6 +7,7 @@
 //! expansion (`auth.data`, `jwt`) are redacted in `Debug`.
 
 use crate::redact::Redacted;
+use crate::token::Token;
 use crate::variables::JobVariable;
 use indexmap::IndexMap;
 use serde::de::IgnoredAny;
@@ -357,7 +358,7 @@ pub struct AwsServer {
     pub region: String,
     /// The token reference (`$AWS_ID_TOKEN` by default); the token after expansion.
     #[serde(default, deserialize_with = "null_as_default")]
-    pub jwt: String,
+    pub jwt: Token,
     /// `AWS_ROLE_ARN`
     #[serde(default)]
     pub role_arn: Option<String>,
@@ -370,7 +371,7 @@ impl fmt::Debug for AwsServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AwsServer")
             .field("region", &self.region)
-            .field("jwt", &Redacted(Some(&self.jwt)))
+            .field("jwt", &self.jwt)
             .field("role_arn", &self.role_arn)
             .field("role_session_name", &self.role_session_name)
             .finish()
@@ -405,7 +406,7 @@ pub struct GcpServer {
     pub workload_identity_federation_provider_id: String,
     /// The secret's `token`.
     #[serde(default, deserialize_with = "null_as_default")]
-    pub jwt: String,
+    pub jwt: Token,
 }
 
 impl fmt::Debug for GcpServer {
@@ -420,7 +421,7 @@ impl fmt::Debug for GcpServer {
                 "workload_identity_federation_provider_id",
                 &self.workload_identity_federation_provider_id,
             )
-            .field("jwt", &Redacted(Some(&self.jwt)))
+            .field("jwt", &self.jwt)
             .finish()
     }
 }
@@ -453,7 +454,7 @@ pub struct AzureServer {
     pub tenant_id: String,
     /// The token reference; the token after expansion.
     #[serde(default, deserialize_with = "null_as_default")]
-    pub jwt: String,
+    pub jwt: Token,
 }
 
 impl fmt::Debug for AzureServer {
@@ -462,7 +463,7 @@ impl fmt::Debug for AzureServer {
             .field("url", &self.url)
             .field("client_id", &self.client_id)
             .field("tenant_id", &self.tenant_id)
-            .field("jwt", &Redacted(Some(&self.jwt)))
+            .field("jwt", &self.jwt)
             .finish()
     }
 }
@@ -503,7 +504,7 @@ pub struct InlineAuth {
     pub path: String,
     /// The JWT minted by GitLab.
     #[serde(default, deserialize_with = "null_as_default")]
-    pub jwt: String,
+    pub jwt: Token,
     /// The role.
     #[serde(default, deserialize_with = "null_as_default")]
     pub role: String,
@@ -516,7 +517,7 @@ impl fmt::Debug for InlineAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InlineAuth")
             .field("path", &self.path)
-            .field("jwt", &Redacted(Some(&self.jwt)))
+            .field("jwt", &self.jwt)
             .field("role", &self.role)
             .field("auth_mount", &self.auth_mount)
             .finish()

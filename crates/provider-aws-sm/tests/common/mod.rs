@@ -55,7 +55,7 @@ pub fn aws_oidc(secret_id: &str, region: &str, role_arn: &str, jwt: &str) -> Aws
     let mut s = aws(secret_id, region);
     s.server.role_arn = Some(role_arn.to_owned());
     s.server.role_session_name = Some("1001-42-gitlab.example.com".to_owned());
-    s.server.jwt = jwt.to_owned();
+    s.server.jwt = jwt.into();
     s
 }
 

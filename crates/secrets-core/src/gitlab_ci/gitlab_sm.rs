@@ -69,7 +69,7 @@ pub(super) fn gitlab_sm_secret(
             url,
             inline_auth: InlineAuth {
                 path: format!("{namespace}/auth/pipeline_jwt/login"),
-                jwt,
+                jwt: jwt.into(),
                 role: "all_pipelines".to_owned(),
                 auth_mount: String::new(),
             },

@@ -277,7 +277,7 @@ impl CiJob {
                     workload_identity_federation_provider_id: gate(
                         "GCP_WORKLOAD_IDENTITY_FEDERATION_PROVIDER_ID",
                     )?,
-                    jwt: token.unwrap_or_default(),
+                    jwt: token.unwrap_or_default().into(),
                 };
                 secret.gcp_secret_manager = Some(GcpSecret {
                     name,
@@ -292,7 +292,9 @@ impl CiJob {
                     url: gate("AZURE_KEY_VAULT_SERVER_URL")?,
                     client_id: gate("AZURE_CLIENT_ID")?,
                     tenant_id: gate("AZURE_TENANT_ID")?,
-                    jwt: self.first_token_or(token.as_deref(), "${CI_JOB_JWT_V2}"),
+                    jwt: self
+                        .first_token_or(token.as_deref(), "${CI_JOB_JWT_V2}")
+                        .into(),
                 };
                 secret.azure_key_vault = Some(AzureSecret {
                     name,
@@ -398,7 +400,7 @@ pub(super) fn aws_server(
 ) -> Result<AwsServer, Error> {
     Ok(AwsServer {
         region: gate(setting, "AWS_REGION", &["AWS_REGION"])?,
-        jwt: token.unwrap_or("$AWS_ID_TOKEN").to_owned(),
+        jwt: token.unwrap_or("$AWS_ID_TOKEN").into(),
         role_arn: setting("AWS_ROLE_ARN"),
         role_session_name: setting("AWS_ROLE_SESSION_NAME"),
     })
@@ -428,18 +430,24 @@ impl Memo {
             warn_ignored(warnings, "Vault", variable, token.as_deref(), &own, first);
         }
         if let Some(a) = &mut secret.aws_secrets_manager {
-            let own = a.server.jwt.clone();
-            let first = reuse(&mut self.aws, variable, &mut a.server, |s| s.jwt.clone());
+            let own = a.server.jwt.expose().to_owned();
+            let first = reuse(&mut self.aws, variable, &mut a.server, |s| {
+                s.jwt.expose().to_owned()
+            });
             warn_ignored(warnings, "AWS", variable, token.as_deref(), &own, first);
         }
         if let Some(g) = &mut secret.gcp_secret_manager {
-            let own = g.server.jwt.clone();
-            let first = reuse(&mut self.gcp, variable, &mut g.server, |s| s.jwt.clone());
+            let own = g.server.jwt.expose().to_owned();
+            let first = reuse(&mut self.gcp, variable, &mut g.server, |s| {
+                s.jwt.expose().to_owned()
+            });
             warn_ignored(warnings, "GCP", variable, token.as_deref(), &own, first);
         }
         if let Some(z) = &mut secret.azure_key_vault {
-            let own = z.server.jwt.clone();
-            let first = reuse(&mut self.azure, variable, &mut z.server, |s| s.jwt.clone());
+            let own = z.server.jwt.expose().to_owned();
+            let first = reuse(&mut self.azure, variable, &mut z.server, |s| {
+                s.jwt.expose().to_owned()
+            });
             warn_ignored(warnings, "Azure", variable, token.as_deref(), &own, first);
         }
     }
