@@ -264,6 +264,14 @@ fn markdown(r: &Results) -> String {
         s.push('\n');
     }
 
+    if let Some(p) = &r.providers {
+        s.push_str(&super::providers::markdown(
+            p,
+            "cargo xtask bench --providers",
+        ));
+        s.push('\n');
+    }
+
     let _ = writeln!(s, "## Micro-benchmarks\n");
     let _ = writeln!(
         s,
