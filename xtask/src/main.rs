@@ -90,7 +90,7 @@ enum Command {
     /// Benchmark the resolver against GitLab Runner's algorithm and job scripts on loopback
     /// with injected latency; writes docs/benchmarks.md and docs/benchmarks/*.svg.
     Bench {
-        /// One run of W1 and W4 at d = 0 (library and reproduction), checking request counts
+        /// One run of W1, W4 and W6-W8 at d = 0 (library and reproduction), checking request counts
         /// only; writes no report.
         #[arg(long)]
         quick: bool,
