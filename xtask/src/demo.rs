@@ -74,7 +74,8 @@ pub fn resolve_examples(paths: &Paths, binary: &Path) -> Result<()> {
     println!(
         "job environment: VAULT_SERVER_URL={} VAULT_AUTH_ROLE=ci AWS_ENDPOINT_URL={}, static keys for \
          the default chain, CLOUDSDK_API_ENDPOINT_OVERRIDES_{{STS,SECRETMANAGER}}={} (the Google \
-         fakes), and each job's id_tokens minted by the local issuer",
+         fakes), HTTPS_PROXY and SSL_CERT_FILE for the Azure job (the Azure fake), and each \
+         job's id_tokens minted by the local issuer",
         env.vault_addr(),
         env.aws_endpoint(),
         fakes.gcp_sts_url()
@@ -94,15 +95,33 @@ pub fn resolve_examples(paths: &Paths, binary: &Path) -> Result<()> {
             .to_string_lossy()
             .into_owned();
         let mut text = std::fs::read_to_string(&file)?;
-        if text.contains("azure_key_vault:") {
-            // The Azure fake serves only the real host names over TLS; the shipped CLI has no
-            // way (on purpose) to resolve them to loopback. provider-azure-kv's tests/fake.rs
-            // resolves these secrets against the fake instead.
+        // The Azure fake answers only to the real host names, over TLS. The job reaches it
+        // as a job behind a corporate proxy would: `HTTPS_PROXY` names the fakes' CONNECT
+        // proxy (which tunnels only the Azure names to the fake) and `SSL_CERT_FILE` the
+        // test CA. The shipped binary resolves no name itself and has no override.
+        let azure_env = if text.contains("azure_key_vault:") {
+            let proxy = fakes.azure_proxy_url().with_context(|| {
+                format!(
+                    "{name}: the env file has no {} (restart the services: cargo xtask services down; cargo xtask services up)",
+                    cloud_fakes::env::keys::AZURE_PROXY_URL
+                )
+            })?;
             println!(
-                "\n({name}: skipped; Azure is tested in crates/provider-azure-kv/tests/fake.rs)"
+                "\n({name}: HTTPS_PROXY={proxy} (the fakes' CONNECT proxy to the Azure fake), \
+                 SSL_CERT_FILE={} (the fakes' test CA), NO_PROXY=127.0.0.1,localhost)",
+                fakes.azure_ca().display()
             );
-            continue;
-        }
+            vec![
+                ("HTTPS_PROXY".to_owned(), proxy.to_owned()),
+                (
+                    "SSL_CERT_FILE".to_owned(),
+                    fakes.azure_ca().display().to_string(),
+                ),
+                ("NO_PROXY".to_owned(), "127.0.0.1,localhost".to_owned()),
+            ]
+        } else {
+            Vec::new()
+        };
         if text.contains(SEED_SHARED_ARN) {
             text = text.replace(SEED_SHARED_ARN, env.shared_secret_arn());
             println!("\n({name}: the seed's example ARN is replaced by the seeded secret's ARN)");
@@ -125,6 +144,7 @@ pub fn resolve_examples(paths: &Paths, binary: &Path) -> Result<()> {
             if name.starts_with("gitlab-secrets-manager") {
                 job_env.extend(crate::seed_gitlab_sm::demo_env(&env)?);
             }
+            job_env.extend(azure_env.iter().cloned());
             let ok = run_job(binary, &local, &name, job, &files_dir, &job_env)?;
             runs.push(JobRun {
                 file: name.clone(),

@@ -122,6 +122,9 @@ pub fn env_entries(paths: &Paths, http: &Client, url: &str) -> Result<Vec<(&'sta
         .as_str()
         .and_then(|a| a.parse().ok())
         .context("/_fake/info has no azure_addr")?;
+    let proxy = info["azure_proxy_url"]
+        .as_str()
+        .context("/_fake/info has no azure_proxy_url")?;
     let ca = ca_path(paths);
     if !ca.is_file() {
         bail!("the fakes did not write their CA to {}", ca.display());
@@ -129,6 +132,7 @@ pub fn env_entries(paths: &Paths, http: &Client, url: &str) -> Result<Vec<(&'sta
     Ok(cloud_fakes::env::entries(
         url,
         azure,
+        proxy,
         &ca,
         &fixture_path(paths),
     ))

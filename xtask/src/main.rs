@@ -8,7 +8,7 @@
 //! - `cargo xtask contract`: the cloud fakes checked by Google's and Azure's own clients.
 //! - `cargo xtask dist [--dev] [--check]`: the release archive for the host, and its check.
 //! - `cargo xtask package-check`: `cargo package` of the publishable crates, proven complete.
-//! - `cargo xtask bench [--quick]`: our resolver against GitLab Runner's algorithm and job
+//! - `cargo xtask bench [--quick] [--masking] [--providers]`: our resolver against GitLab Runner's algorithm and job
 //!   scripts, with injected latency; writes `docs/benchmarks.md`.
 //!
 //! See `docs/testing.md`.
@@ -90,7 +90,7 @@ enum Command {
     /// Benchmark the resolver against GitLab Runner's algorithm and job scripts on loopback
     /// with injected latency; writes docs/benchmarks.md and docs/benchmarks/*.svg.
     Bench {
-        /// One run of W1 and W4 at d = 0 (library and reproduction), checking request counts
+        /// One run of W1, W4 and W6-W8 at d = 0 (library and reproduction), checking request counts
         /// only; writes no report.
         #[arg(long)]
         quick: bool,
@@ -98,6 +98,10 @@ enum Command {
         /// docs/benchmarks.md.
         #[arg(long)]
         masking: bool,
+        /// Only the provider workloads W6-W8 (GitLab Secrets Manager, GCP, Azure); writes
+        /// their section of docs/benchmarks.md (with `--quick`: one run, counts only).
+        #[arg(long, conflicts_with = "masking")]
+        providers: bool,
     },
     /// Serve the local OIDC issuer in the foreground (started by `services up`).
     /// Many resolutions with random faults and kills; then checks nothing was left behind.
@@ -163,7 +167,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Demo => demo::run(&paths),
         Command::Dist { dev, check } => dist::run(&paths, dev, check),
         Command::PackageCheck => dist::check_packages(&paths),
-        Command::Bench { quick, masking } => bench::run(&paths, quick, masking),
+        Command::Bench {
+            quick,
+            masking,
+            providers,
+        } => bench::run(&paths, quick, masking, providers),
         Command::Soak {
             runs,
             seconds,

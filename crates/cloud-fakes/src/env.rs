@@ -26,6 +26,10 @@ pub mod keys {
     pub const GCP_SERVICE_ACCOUNT: &str = "CLOUD_FAKES_GCP_SERVICE_ACCOUNT";
     /// `127.0.0.1:<port>` of the Azure TLS listener: resolve the Azure names to it.
     pub const AZURE_ADDR: &str = "CLOUD_FAKES_AZURE_ADDR";
+    /// `http://127.0.0.1:<port>`: a `CONNECT` proxy tunnelling the Azure names to the Azure
+    /// listener (for `HTTPS_PROXY`; with `SSL_CERT_FILE` at [`AZURE_CA`] an unmodified client
+    /// reaches the fake).
+    pub const AZURE_PROXY_URL: &str = "CLOUD_FAKES_AZURE_PROXY_URL";
     /// Path of the test CA (PEM) the Azure listener's certificate chains to.
     pub const AZURE_CA: &str = "CLOUD_FAKES_AZURE_CA";
     /// `https://login.microsoftonline.com` (for `AZURE_AUTHORITY_HOST`).
@@ -62,10 +66,12 @@ pub mod defaults {
     pub const AZURE_VAULT: &str = "ci-secrets-test";
 }
 
-/// The env file entries for fakes serving the default fixture at `gcp_url` and `azure`.
+/// The env file entries for fakes serving the default fixture at `gcp_url` and `azure`, with
+/// the `CONNECT` proxy at `azure_proxy_url`.
 pub fn entries(
     gcp_url: &str,
     azure: SocketAddr,
+    azure_proxy_url: &str,
     ca: &Path,
     fixture: &Path,
 ) -> Vec<(&'static str, String)> {
@@ -85,6 +91,7 @@ pub fn entries(
             defaults::GCP_SERVICE_ACCOUNT.to_owned(),
         ),
         (keys::AZURE_ADDR, azure.to_string()),
+        (keys::AZURE_PROXY_URL, azure_proxy_url.to_owned()),
         (keys::AZURE_CA, ca.display().to_string()),
         (
             keys::AZURE_AUTHORITY_HOST,
@@ -205,6 +212,11 @@ impl FakesEnv {
         self.azure_addr
     }
 
+    /// [`keys::AZURE_PROXY_URL`], when the env file has it.
+    pub fn azure_proxy_url(&self) -> Option<&str> {
+        self.get(keys::AZURE_PROXY_URL).filter(|v| !v.is_empty())
+    }
+
     /// [`keys::AZURE_CA`].
     pub fn azure_ca(&self) -> &Path {
         Path::new(&self.values[keys::AZURE_CA])
@@ -260,6 +272,7 @@ mod tests {
         let pairs = entries(
             "http://127.0.0.1:1",
             "127.0.0.1:2".parse().unwrap(),
+            "http://127.0.0.1:3",
             Path::new("/tmp/ca.pem"),
             Path::new("/tmp/f.yaml"),
         );
@@ -269,6 +282,7 @@ mod tests {
         assert_eq!(env.gcp_sts_url(), "http://127.0.0.1:1");
         assert_eq!(env.azure_addr().port(), 2);
         assert_eq!(env.azure_ca(), Path::new("/tmp/ca.pem"));
+        assert_eq!(env.azure_proxy_url(), Some("http://127.0.0.1:3"));
         assert_eq!(
             env.get(keys::AZURE_VAULT_URL),
             Some("https://ci-secrets-test.vault.azure.net")

@@ -7,6 +7,8 @@
 //! - Azure (TLS, under the real host names with a test CA): Entra ID discovery, instance
 //!   discovery and the v2.0 token endpoint with federated client assertions; Key Vault
 //!   `GET /secrets/<name>[/<version>]` with the bearer challenge.
+//! - An HTTP `CONNECT` proxy that tunnels only the Azure host names to the Azure listener
+//!   ([`connect`]), so an unmodified client reaches it through `HTTPS_PROXY`.
 //! - Both: `GET /_fake/requests` (counts per endpoint kind), `POST /_fake/reset`,
 //!   `GET /_fake/health`.
 //!
@@ -20,6 +22,7 @@
 )]
 
 pub mod azure;
+pub mod connect;
 pub mod counts;
 pub mod env;
 pub mod fixture;

@@ -58,10 +58,11 @@ pub fn serve_blocking(args: ServeArgs) -> Result<()> {
         )]
         {
             println!(
-                "cloud-fakes: google http://{} azure https://{} (CA {})",
+                "cloud-fakes: google http://{} azure https://{} (CA {}), azure CONNECT proxy {}",
                 fakes.gcp_addr(),
                 fakes.azure_addr(),
-                args.ca_out.display()
+                args.ca_out.display(),
+                fakes.azure_proxy_url()
             );
         }
         tokio::select! {

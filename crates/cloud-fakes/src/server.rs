@@ -13,12 +13,13 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-/// The admin routes, on both listeners: `GET /_fake/health`, `GET /_fake/info` (the two
+/// The admin routes, on both listeners: `GET /_fake/health`, `GET /_fake/info` (the
 /// listeners' addresses), `GET /_fake/requests`, `POST /_fake/reset`.
-fn admin(counters: Counters, gcp: SocketAddr, azure: SocketAddr) -> Router {
+fn admin(counters: Counters, gcp: SocketAddr, azure: SocketAddr, proxy: SocketAddr) -> Router {
     let info = serde_json::json!({
         "gcp_url": format!("http://{gcp}"),
         "azure_addr": azure.to_string(),
+        "azure_proxy_url": format!("http://{proxy}"),
     });
     Router::new()
         .route("/_fake/health", get(|| async { "ok\n" }))
@@ -111,6 +112,7 @@ pub enum StartError {
 pub struct RunningFakes {
     gcp_addr: SocketAddr,
     azure_addr: SocketAddr,
+    azure_proxy_addr: SocketAddr,
     ca_pem: String,
     counters: Counters,
     tasks: Vec<JoinHandle<()>>,
@@ -118,7 +120,8 @@ pub struct RunningFakes {
 
 impl RunningFakes {
     /// Binds `gcp` (plain HTTP) and `azure` (TLS) and serves `fixture` on them. Port 0 picks a
-    /// free port.
+    /// free port. A `CONNECT` proxy to the Azure listener ([`crate::connect`]) listens on a
+    /// free port of `azure`'s address.
     pub async fn start(
         fixture: Fixture,
         gcp: SocketAddr,
@@ -154,22 +157,32 @@ impl RunningFakes {
                 addr: azure,
                 source,
             })?;
+        let proxy_bind = SocketAddr::new(azure.ip(), 0);
+        let proxy_listener = bind(proxy_bind).await?;
+        let azure_proxy_addr = proxy_listener
+            .local_addr()
+            .map_err(|source| StartError::Bind {
+                addr: proxy_bind,
+                source,
+            })?;
         let tls =
             TlsListener::new(azure_listener, acceptor).map_err(|source| StartError::Bind {
                 addr: azure,
                 source,
             })?;
 
-        let gcp_app = admin(counters.clone(), gcp_addr, azure_addr).merge(gcp::router(
-            gcp::GcpState::new(fixture.gcp.clone(), counters.clone()),
-        ));
-        let azure_app = admin(counters.clone(), gcp_addr, azure_addr).merge(azure::router(
-            azure::AzureState::new(fixture.azure.clone(), counters.clone()),
-        ));
+        let gcp_app = admin(counters.clone(), gcp_addr, azure_addr, azure_proxy_addr).merge(
+            gcp::router(gcp::GcpState::new(fixture.gcp.clone(), counters.clone())),
+        );
+        let azure_app =
+            admin(counters.clone(), gcp_addr, azure_addr, azure_proxy_addr).merge(azure::router(
+                azure::AzureState::new(fixture.azure.clone(), counters.clone()),
+            ));
         let tasks = vec![
             tokio::spawn(async move {
                 let _ = axum::serve(gcp_listener, gcp_app).await;
             }),
+            tokio::spawn(crate::connect::serve(proxy_listener, azure_addr)),
             tokio::spawn(async move {
                 let _ = axum::serve(tls, azure_app).await;
             }),
@@ -177,6 +190,7 @@ impl RunningFakes {
         Ok(Self {
             gcp_addr,
             azure_addr,
+            azure_proxy_addr,
             ca_pem: pki.ca_pem,
             counters,
             tasks,
@@ -197,6 +211,11 @@ impl RunningFakes {
     /// `<vault>.vault.azure.net` to it.
     pub fn azure_addr(&self) -> SocketAddr {
         self.azure_addr
+    }
+
+    /// `http://127.0.0.1:<port>`: the `CONNECT` proxy to the Azure listener, for `HTTPS_PROXY`.
+    pub fn azure_proxy_url(&self) -> String {
+        format!("http://{}", self.azure_proxy_addr)
     }
 
     /// The test CA, PEM.

@@ -424,7 +424,7 @@ fn job_script(workload: &Workload, bao: &Path, aws: &Path) -> String {
 }
 
 /// Go map iteration order stands for "random": a Fisher-Yates shuffle seeded by the clock.
-fn shuffle(items: &mut [usize]) {
+pub(super) fn shuffle(items: &mut [usize]) {
     let mut state = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0x9E37_79B9_7F4A_7C15, |d| d.as_nanos() as u64)

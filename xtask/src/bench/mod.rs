@@ -1,15 +1,18 @@
 //! `cargo xtask bench`: our resolver against GitLab Runner's algorithm and job-script CLI
 //! calls, on loopback with injected latency; writes `docs/benchmarks.md` and its plots.
 //!
-//! `cargo xtask bench --quick` (the last step of `cargo xtask test`) runs W1 and W4 once at
-//! d = 0 for the library and the reproduction and fails when a request count is not the
-//! expected one.
+//! `cargo xtask bench --quick` (the last step of `cargo xtask test`) runs W1, W4 and the
+//! provider workloads W6-W8 once at d = 0 for the library and the reproduction and fails
+//! when a request count is not the expected one. `cargo xtask bench --providers` measures
+//! W6-W8 alone and rewrites their section of the report.
 //!
 //! The full run builds `ci-secrets` and this tool in release mode and re-runs itself from the
 //! release build, so the library contender is measured optimised.
 
+mod azure_runner;
 mod contender;
 mod masking;
+mod providers;
 mod report;
 mod workload;
 
@@ -72,17 +75,23 @@ pub struct Results {
     pub descriptions: BTreeMap<String, String>,
     /// `exec` output masking (`masking.rs`).
     pub masking: Option<masking::MaskingResults>,
+    /// W6-W8 (`providers.rs`).
+    pub providers: Option<providers::ProviderResults>,
 }
 
-/// `cargo xtask bench [--quick] [--masking]`.
-pub fn run(paths: &Paths, quick: bool, masking_only: bool) -> Result<()> {
+/// `cargo xtask bench [--quick] [--masking] [--providers]`.
+pub fn run(paths: &Paths, quick: bool, masking_only: bool, providers_only: bool) -> Result<()> {
     if !quick && cfg!(debug_assertions) && std::env::var_os(IN_RELEASE_VAR).is_none() {
-        return rerun_in_release(paths, masking_only);
+        return rerun_in_release(paths, masking_only, providers_only);
     }
     let started = Instant::now();
     println!("==> cargo xtask services up");
     let outcome = services::up(paths)?;
-    let result = measure(paths, quick, masking_only, started);
+    let result = if providers_only {
+        measure_providers(paths, quick)
+    } else {
+        measure(paths, quick, masking_only, started)
+    };
     if outcome == UpOutcome::Started {
         println!("\n==> cargo xtask services down (bench started them)");
         services::down(paths)?;
@@ -92,7 +101,7 @@ pub fn run(paths: &Paths, quick: bool, masking_only: bool) -> Result<()> {
 
 /// Builds `ci-secrets` and this tool in release mode (one cargo invocation, so features are
 /// unified once) and runs the bench from there.
-fn rerun_in_release(paths: &Paths, masking_only: bool) -> Result<()> {
+fn rerun_in_release(paths: &Paths, masking_only: bool, providers_only: bool) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     println!("==> cargo build --release -p ci-secrets -p xtask (the measured binaries)");
     let status = Command::new(&cargo)
@@ -107,12 +116,32 @@ fn rerun_in_release(paths: &Paths, masking_only: bool) -> Result<()> {
     let status = Command::new(&exe)
         .arg("bench")
         .args(masking_only.then_some("--masking"))
+        .args(providers_only.then_some("--providers"))
         .env(IN_RELEASE_VAR, "1")
         .status()
         .with_context(|| format!("cannot run {}", exe.display()))?;
     if !status.success() {
         bail!("the release bench failed ({status})");
     }
+    Ok(())
+}
+
+/// `--providers`: W6-W8 alone; writes their section of docs/benchmarks.md (not with `--quick`).
+fn measure_providers(paths: &Paths, quick: bool) -> Result<()> {
+    let env = E2eEnv::from_file(&paths.env_file()).context("loading the services' env file")?;
+    let r = providers::measure(&env, quick)?;
+    let mismatches = r.mismatches();
+    if !quick {
+        providers::write_section(&paths.root, &r, "cargo xtask bench --providers")?;
+        println!("\nwrote the providers section of docs/benchmarks.md");
+    }
+    if !mismatches.is_empty() {
+        bail!(
+            "request counts differ from the expected ones:\n  {}",
+            mismatches.join("\n  ")
+        );
+    }
+    println!("provider workloads: request counts as expected");
     Ok(())
 }
 
@@ -331,6 +360,8 @@ fn measure(paths: &Paths, quick: bool, masking_only: bool, started: Instant) -> 
     if quick {
         run_masking()?;
         println!("exec output masking: bytes and masks as expected");
+        let mut mismatches = mismatches;
+        mismatches.extend(providers::measure(&env, true)?.mismatches());
         if !mismatches.is_empty() {
             bail!(
                 "request counts differ from the expected ones:\n  {}",
@@ -368,6 +399,7 @@ fn measure(paths: &Paths, quick: bool, masking_only: bool, started: Instant) -> 
     );
 
     results.masking = Some(run_masking()?);
+    results.providers = Some(providers::measure(&env, false)?);
 
     results.notes = vec![
         format!(
@@ -385,6 +417,13 @@ fn measure(paths: &Paths, quick: bool, masking_only: bool, started: Instant) -> 
     println!(
         "\nwrote docs/benchmarks.md and docs/benchmarks/*.svg ({:.0}s in all)",
         started.elapsed().as_secs_f64()
+    );
+    let mut mismatches = mismatches;
+    mismatches.extend(
+        results
+            .providers
+            .iter()
+            .flat_map(providers::ProviderResults::mismatches),
     );
     if !mismatches.is_empty() {
         bail!(
