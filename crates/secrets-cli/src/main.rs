@@ -79,8 +79,12 @@ fn init_logging(verbose: u8, quiet: bool, env: &env::ProcessEnv) {
             filter = filter.add_directive(directive);
         }
     }
+    // Colour only for a person at a terminal: CI logs and captured stderr get plain text.
+    let ansi =
+        std::io::IsTerminal::is_terminal(&std::io::stderr()) && env.get("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .without_time()
         .with_target(verbose > 0)
