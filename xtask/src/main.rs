@@ -98,6 +98,10 @@ enum Command {
         /// docs/benchmarks.md.
         #[arg(long)]
         masking: bool,
+        /// Which transports to measure: plain HTTP and TLS as deployed (`both`), or one;
+        /// `tls` updates only the "as deployed" section of docs/benchmarks.md.
+        #[arg(long, value_enum, default_value = "both")]
+        transport: bench::Selection,
     },
     /// Serve the local OIDC issuer in the foreground (started by `services up`).
     /// Many resolutions with random faults and kills; then checks nothing was left behind.
@@ -163,7 +167,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Demo => demo::run(&paths),
         Command::Dist { dev, check } => dist::run(&paths, dev, check),
         Command::PackageCheck => dist::check_packages(&paths),
-        Command::Bench { quick, masking } => bench::run(&paths, quick, masking),
+        Command::Bench {
+            quick,
+            masking,
+            transport,
+        } => bench::run(&paths, quick, masking, transport),
         Command::Soak {
             runs,
             seconds,
