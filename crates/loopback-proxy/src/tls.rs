@@ -24,6 +24,9 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
 
+/// `golang.org/x/net/http2`'s default `MaxConcurrentStreams`, which Go servers advertise.
+const GO_MAX_STREAMS: u32 = 250;
+
 /// The pooled HTTP/1.1 client every TLS connection of one proxy forwards through.
 pub(crate) type Upstream = Client<HttpConnector, Incoming>;
 
@@ -117,7 +120,9 @@ async fn serve(io: DuplexStream, tls: Arc<ServerConfig>, mut route: Route) {
     let io = TokioIo::new(stream);
     let service = hyper::service::service_fn(move |req| forward(req, route.clone()));
     if h2 {
+        // Go's HTTP/2 server (OpenBao's) admits 250 concurrent streams; hyper's default is 200.
         let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .max_concurrent_streams(GO_MAX_STREAMS)
             .serve_connection(io, service)
             .await;
     } else {

@@ -79,7 +79,13 @@ pub fn check_connections(
         ("Vault", &sample.vault, vault),
         ("LocalStack", &sample.aws, aws),
     ] {
-        if stats.tls_handshakes != stats.connections {
+        // Every connection handshakes, except one a client abandons mid-handshake (a pooled
+        // connection still opening when the CLI exits): exact only where the count is.
+        let short = match expected {
+            Some(_) => stats.tls_handshakes != stats.connections,
+            None => stats.tls_handshakes > stats.connections,
+        };
+        if short {
             problems.push(format!(
                 "the {name} proxy saw {} connections but {} TLS handshakes",
                 stats.connections, stats.tls_handshakes
@@ -453,12 +459,40 @@ pub fn markdown(r: &Results) -> String {
          new client per secret). Connections and TLS handshakes are the proxies' counts and are \
          checked: ours one HTTP/2 connection to Vault, and to AWS one for STS plus one per \
          Secrets Manager call in flight; the reproduction one per Vault secret and two per AWS \
-         secret; handshakes = connections.\n\
+         secret; TLS handshakes = connections where the connection count is asserted (a client \
+         may abandon a pooled connection mid-handshake when it exits).\n\
          - Round trips are 2d = 50 ms at d = 25 ms.\n",
         d.total.as_secs_f64()
     );
     let _ = writeln!(s, "### Targets (issue 19)\n");
     targets(&mut s, d);
+    let mismatches: Vec<String> = d
+        .cells
+        .iter()
+        .flat_map(|c| {
+            c.mismatches.iter().map(move |m| {
+                format!(
+                    "{} {} d = {} ms: {m}",
+                    c.workload,
+                    c.contender.label(),
+                    c.delay_ms
+                )
+            })
+        })
+        .collect();
+    let _ = writeln!(
+        s,
+        "\nCount checks over TLS: {}.",
+        if mismatches.is_empty() {
+            "every run as expected".to_owned()
+        } else {
+            format!(
+                "**{} mismatch(es)**: {}",
+                mismatches.len(),
+                mismatches.join("; ")
+            )
+        }
+    );
 
     let _ = writeln!(
         s,
