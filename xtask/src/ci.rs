@@ -161,7 +161,7 @@ pub fn test(paths: &Paths) -> Result<()> {
     crate::soak::run(paths, 60, 45, None)?;
 
     step("cargo xtask bench --quick");
-    crate::bench::run(paths, true, false, false)?;
+    crate::bench::run(paths, true, false, false, crate::bench::Selection::Both)?;
     println!(
         "\nall checks passed in {:.0}s",
         started.elapsed().as_secs_f64()

@@ -102,6 +102,10 @@ enum Command {
         /// their section of docs/benchmarks.md (with `--quick`: one run, counts only).
         #[arg(long, conflicts_with = "masking")]
         providers: bool,
+        /// Which transports to measure: plain HTTP and TLS as deployed (`both`), or one;
+        /// `tls` updates only the "as deployed" section of docs/benchmarks.md.
+        #[arg(long, value_enum, default_value = "both")]
+        transport: bench::Selection,
     },
     /// Serve the local OIDC issuer in the foreground (started by `services up`).
     /// Many resolutions with random faults and kills; then checks nothing was left behind.
@@ -171,7 +175,8 @@ fn run(cli: Cli) -> Result<()> {
             quick,
             masking,
             providers,
-        } => bench::run(&paths, quick, masking, providers),
+            transport,
+        } => bench::run(&paths, quick, masking, providers, transport),
         Command::Soak {
             runs,
             seconds,

@@ -1,4 +1,5 @@
-//! A test CA and a server certificate for the Azure host names, and a TLS listener for axum.
+//! A test CA and a server certificate for the Azure host names (or any names: the bench's
+//! TLS proxies use it for `127.0.0.1`), and a TLS listener for axum.
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -79,6 +80,12 @@ impl Pki {
 
     /// A rustls acceptor serving the server certificate over HTTP/1.1.
     pub fn acceptor(&self) -> Result<TlsAcceptor, PkiError> {
+        Ok(TlsAcceptor::from(self.server_config(&[b"http/1.1"])?))
+    }
+
+    /// A rustls server configuration for the server certificate offering `alpn` (in order
+    /// of preference, e.g. `[b"h2", b"http/1.1"]`): what `loopback-proxy` terminates TLS with.
+    pub fn server_config(&self, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, PkiError> {
         let provider = Arc::new(aws_lc_rs::default_provider());
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.server_key.clone()));
         let mut config = ServerConfig::builder_with_provider(provider)
@@ -87,8 +94,8 @@ impl Pki {
             .with_no_client_auth()
             .with_single_cert(vec![self.server_der.clone()], key)
             .map_err(|e| PkiError(e.to_string()))?;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(TlsAcceptor::from(Arc::new(config)))
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(Arc::new(config))
     }
 }
 

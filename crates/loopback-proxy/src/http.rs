@@ -6,6 +6,8 @@
 //! it cannot follow (an oversized head, an upgrade, a response delimited by the connection's
 //! close) makes it stop counting on that connection rather than guess.
 
+use crate::log::RequestHead;
+
 /// The longest head the counter accepts before it gives up on the connection.
 const MAX_HEAD: usize = 64 * 1024;
 
@@ -25,6 +27,8 @@ pub(crate) enum Head {
     Request {
         /// Whether the method is `HEAD`.
         is_head: bool,
+        /// Method, target and `X-Amz-Target`, for the proxy's records.
+        head: RequestHead,
     },
     /// A final (non-1xx) response.
     Response {
@@ -179,12 +183,15 @@ impl MessageCounter {
         let first = lines.next().unwrap_or_default();
         let mut length = None;
         let mut chunked = false;
+        let mut amz_target = None;
         for line in lines {
             let Some((name, value)) = line.split_once(':') else {
                 continue;
             };
             let name = name.trim();
-            if name.eq_ignore_ascii_case("content-length") {
+            if name.eq_ignore_ascii_case("x-amz-target") {
+                amz_target = Some(value.trim().to_owned());
+            } else if name.eq_ignore_ascii_case("content-length") {
                 length = value.trim().parse::<u64>().ok();
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
                 chunked = value
@@ -200,9 +207,15 @@ impl MessageCounter {
         };
         let framing = match self.side {
             Side::Request => {
-                let method = first.split(' ').next().unwrap_or_default();
+                let mut parts = first.split(' ');
+                let method = parts.next().unwrap_or_default();
                 on_head(Head::Request {
                     is_head: method.eq_ignore_ascii_case("HEAD"),
+                    head: RequestHead {
+                        method: method.to_owned(),
+                        path: parts.next().unwrap_or_default().to_owned(),
+                        amz_target,
+                    },
                 });
                 if method.eq_ignore_ascii_case("CONNECT") {
                     Framing::Opaque
@@ -251,13 +264,21 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
-    /// Feeds `input` split into pieces of `step` bytes; returns the heads seen.
+    /// Feeds `input` split into pieces of `step` bytes; returns the heads seen (request
+    /// heads without their method and path: `request_heads_keep_method_path_and_target`
+    /// checks those).
     fn heads(side: Side, input: &[u8], step: usize) -> Vec<Head> {
         let mut counter = MessageCounter::new(side);
         let mut seen = Vec::new();
         for piece in input.chunks(step) {
             counter.feed(piece, &mut |head| {
-                seen.push(head);
+                seen.push(match head {
+                    Head::Request { is_head, .. } => Head::Request {
+                        is_head,
+                        head: RequestHead::default(),
+                    },
+                    other => other,
+                });
                 true
             });
         }
@@ -273,17 +294,34 @@ HEAD /v1/sys/health HTTP/1.1\r\ncontent-length: 0\r\n\r\n";
     fn counts_keep_alive_requests_whatever_the_chunking() {
         for step in [1, 2, 3, 7, 64, REQUESTS.len()] {
             let seen = heads(Side::Request, REQUESTS, step);
-            assert_eq!(
-                seen,
-                vec![
-                    Head::Request { is_head: false },
-                    Head::Request { is_head: false },
-                    Head::Request { is_head: false },
-                    Head::Request { is_head: true },
-                ],
-                "step {step}"
-            );
+            let kinds: Vec<bool> = seen
+                .iter()
+                .map(|h| matches!(h, Head::Request { is_head: true, .. }))
+                .collect();
+            assert_eq!(kinds, vec![false, false, false, true], "step {step}");
         }
+    }
+
+    #[test]
+    fn request_heads_keep_method_path_and_target() {
+        let input = b"POST /x?y=1 HTTP/1.1\r\nX-Amz-Target: secretsmanager.GetSecretValue\r\nContent-Length: 2\r\n\r\n{}";
+        let mut counter = MessageCounter::new(Side::Request);
+        let mut heads = Vec::new();
+        counter.feed(input, &mut |h| {
+            heads.push(h);
+            true
+        });
+        assert_eq!(
+            heads,
+            vec![Head::Request {
+                is_head: false,
+                head: RequestHead {
+                    method: "POST".into(),
+                    path: "/x?y=1".into(),
+                    amz_target: Some("secretsmanager.GetSecretValue".into()),
+                },
+            }]
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! A loopback TCP proxy for benchmarks and reliability tests: latency, HTTP/1.1 request
-//! counting and faults, without `tc netem`.
+//! A loopback TCP proxy for benchmarks and reliability tests: latency, TLS termination,
+//! connection and request counting and faults, without `tc netem`.
 //!
 //! [`Proxy::start`] listens on `127.0.0.1:0` and forwards every connection to one upstream.
 //! With a one-way delay `d`:
@@ -14,6 +14,18 @@
 //! It counts connections, HTTP/1.1 request heads (keep-alive aware: heads end at
 //! `\r\n\r\n`, bodies are skipped by `Content-Length` or chunked framing), final response heads,
 //! and the most requests in flight at once (request heads read minus response heads read).
+//!
+//! [`Proxy::start_tls`] terminates TLS instead, as a deployed server would: the client's
+//! bytes still cross the delayed link first, so the TLS 1.3 handshake costs its round trip
+//! on top of the connect's (a first request pays 3 round trips: TCP, TLS, the request), and
+//! the server's end speaks HTTP/2 or HTTP/1.1, as ALPN chose from what the server
+//! configuration offers. Each request is forwarded to the plain upstream over pooled
+//! HTTP/1.1 connections. It counts TLS handshakes and HTTP/2 streams too. Faults act on the
+//! (encrypted) bytes going to the client, so a cut answer is a TLS error there.
+//!
+//! Every connection and request is also recorded with its instants (opened, TLS done;
+//! arrived, answered: [`Proxy::connections`], [`Proxy::requests`]) so tests can assert
+//! ordering, e.g. that a connection was opened before another request was answered.
 //!
 //! Faults, settable at any time with [`Proxy::set_fault`], serve reliability tests: see
 //! [`Fault`].
@@ -44,24 +56,27 @@
 )]
 
 mod http;
+mod link;
+mod log;
+mod tls;
 
-use http::{Head, MessageCounter, Side};
-use std::collections::VecDeque;
+pub use log::{ConnectionRecord, Protocol, ProxyStats, RequestRecord};
+/// The rustls server configuration [`Proxy::start_tls`] takes (rustls as re-exported by
+/// `tokio-rustls`).
+pub use tokio_rustls::rustls::ServerConfig;
+
+use link::READ_BUF;
+use log::Log;
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener as StdListener};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, mpsc, oneshot, watch};
-use tokio::time::Instant;
-
-/// Bytes read per chunk.
-const READ_BUF: usize = 64 * 1024;
+use tokio::sync::{oneshot, watch};
 
 /// A fault the proxy injects, for reliability tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -122,54 +137,10 @@ impl ProxyConfig {
     }
 }
 
-/// What the proxy saw since it started or since [`Proxy::reset_stats`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub struct ProxyStats {
-    /// Connections accepted and forwarded (refused ones excluded).
-    pub connections: u64,
-    /// Connections closed at once under [`Fault::Refuse`].
-    pub refused: u64,
-    /// Connections answered by the proxy itself under [`Fault::Respond`].
-    pub answered: u64,
-    /// HTTP/1.1 request heads sent by clients.
-    pub requests: u64,
-    /// Final (non-1xx) HTTP/1.1 response heads sent by the upstream.
-    pub responses: u64,
-    /// The most requests in flight at once: request heads read minus response heads read,
-    /// across every connection.
-    pub max_in_flight: u64,
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    connections: AtomicU64,
-    refused: AtomicU64,
-    answered: AtomicU64,
-    requests: AtomicU64,
-    responses: AtomicU64,
-    in_flight: AtomicI64,
-    max_in_flight: AtomicU64,
-}
-
-impl Counters {
-    fn request_started(&self) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        let now = self.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
-        self.max_in_flight
-            .fetch_max(u64::try_from(now).unwrap_or(0), Ordering::AcqRel);
-    }
-
-    fn response_started(&self) {
-        self.responses.fetch_add(1, Ordering::Relaxed);
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// State shared by the handle and the proxy's thread.
 #[derive(Debug)]
 struct Shared {
-    counters: Counters,
+    log: Log,
     delay_nanos: AtomicU64,
     fault: watch::Sender<Fault>,
 }
@@ -188,6 +159,7 @@ impl Shared {
 pub struct Proxy {
     addr: SocketAddr,
     upstream: SocketAddr,
+    tls: bool,
     shared: Arc<Shared>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -198,6 +170,7 @@ impl fmt::Debug for Proxy {
         f.debug_struct("Proxy")
             .field("addr", &self.addr)
             .field("upstream", &self.upstream)
+            .field("tls", &self.tls)
             .field("delay", &self.shared.delay())
             .field("fault", &self.shared.fault())
             .finish()
@@ -211,12 +184,37 @@ impl Proxy {
     ///
     /// When the listener cannot be bound or the proxy's thread or runtime cannot start.
     pub fn start(upstream: SocketAddr, config: ProxyConfig) -> io::Result<Proxy> {
+        Self::start_inner(upstream, config, None)
+    }
+
+    /// Listens on `127.0.0.1:0`, terminates TLS with `tls` (its certificate and its ALPN
+    /// offer, e.g. `h2` and `http/1.1`) and forwards each request to the plain HTTP upstream
+    /// with `config`. Clients connect to [`Self::url`] (`https://`), trusting the CA that
+    /// signed the certificate.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::start`].
+    pub fn start_tls(
+        upstream: SocketAddr,
+        config: ProxyConfig,
+        tls: Arc<ServerConfig>,
+    ) -> io::Result<Proxy> {
+        Self::start_inner(upstream, config, Some(tls))
+    }
+
+    fn start_inner(
+        upstream: SocketAddr,
+        config: ProxyConfig,
+        tls: Option<Arc<ServerConfig>>,
+    ) -> io::Result<Proxy> {
+        let is_tls = tls.is_some();
         let listener = StdListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let (fault, _) = watch::channel(config.fault);
         let shared = Arc::new(Shared {
-            counters: Counters::default(),
+            log: Log::default(),
             delay_nanos: AtomicU64::new(nanos(config.delay)),
             fault,
         });
@@ -234,7 +232,7 @@ impl Proxy {
                         Err(_) => return,
                     };
                     tokio::select! {
-                        () = accept_loop(listener, upstream, state) => {}
+                        () = accept_loop(listener, upstream, state, tls) => {}
                         _ = stop => {}
                     }
                 });
@@ -243,6 +241,7 @@ impl Proxy {
         Ok(Proxy {
             addr,
             upstream,
+            tls: is_tls,
             shared,
             shutdown: Some(shutdown),
             thread: Some(thread),
@@ -254,9 +253,16 @@ impl Proxy {
         self.addr
     }
 
-    /// `http://127.0.0.1:<port>`, the base URL for an HTTP client.
+    /// `http://127.0.0.1:<port>` (`https://` for [`Self::start_tls`]), the base URL for an
+    /// HTTP client.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// Whether the proxy terminates TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls
     }
 
     /// The upstream address.
@@ -266,29 +272,25 @@ impl Proxy {
 
     /// The counters since start or the last [`Self::reset_stats`].
     pub fn stats(&self) -> ProxyStats {
-        let c = &self.shared.counters;
-        ProxyStats {
-            connections: c.connections.load(Ordering::Acquire),
-            refused: c.refused.load(Ordering::Acquire),
-            answered: c.answered.load(Ordering::Acquire),
-            requests: c.requests.load(Ordering::Acquire),
-            responses: c.responses.load(Ordering::Acquire),
-            max_in_flight: c.max_in_flight.load(Ordering::Acquire),
-        }
+        self.shared.log.stats()
     }
 
-    /// Sets every counter to zero; the maximum in flight restarts from the requests in flight
-    /// now (zero when the clients are idle).
+    /// The connections forwarded since start or the last [`Self::reset_stats`], in the
+    /// order they were opened.
+    pub fn connections(&self) -> Vec<ConnectionRecord> {
+        self.shared.log.connections()
+    }
+
+    /// The requests seen since start or the last [`Self::reset_stats`], in the order they
+    /// arrived (answers noted as they come).
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.shared.log.requests()
+    }
+
+    /// Sets every counter to zero and clears the records; the maximum in flight restarts
+    /// from the requests in flight now (zero when the clients are idle).
     pub fn reset_stats(&self) {
-        let c = &self.shared.counters;
-        c.connections.store(0, Ordering::Release);
-        c.refused.store(0, Ordering::Release);
-        c.answered.store(0, Ordering::Release);
-        c.requests.store(0, Ordering::Release);
-        c.responses.store(0, Ordering::Release);
-        let now = c.in_flight.load(Ordering::Acquire).max(0);
-        c.max_in_flight
-            .store(u64::try_from(now).unwrap_or(0), Ordering::Release);
+        self.shared.log.reset();
     }
 
     /// The one-way delay.
@@ -330,26 +332,53 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-async fn accept_loop(listener: TcpListener, upstream: SocketAddr, shared: Arc<Shared>) {
+async fn accept_loop(
+    listener: TcpListener,
+    upstream: SocketAddr,
+    shared: Arc<Shared>,
+    tls: Option<Arc<ServerConfig>>,
+) {
+    let forward = tls.as_ref().map(|_| tls::upstream_client());
     loop {
         let Ok((client, _)) = listener.accept().await else {
             // EMFILE and the like: back off briefly rather than spin.
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
-        if shared.fault() == Fault::Refuse {
-            shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+        let fault = shared.fault();
+        if fault == Fault::Refuse {
+            shared.log.refused.fetch_add(1, Ordering::Relaxed);
             let _ = client.set_zero_linger();
             drop(client);
             continue;
         }
-        if let Fault::Respond { status } = shared.fault() {
-            shared.counters.answered.fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(answer(client, status));
-            continue;
+        let answer_with = match fault {
+            Fault::Respond { status } => {
+                shared.log.answered.fetch_add(1, Ordering::Relaxed);
+                Some(status)
+            }
+            _ => None,
+        };
+        match (&tls, &forward) {
+            (Some(tls), Some(forward)) => {
+                tokio::spawn(tls::terminated(
+                    client,
+                    upstream,
+                    Arc::clone(&shared),
+                    Arc::clone(tls),
+                    forward.clone(),
+                    answer_with,
+                ));
+            }
+            _ => match answer_with {
+                Some(status) => {
+                    tokio::spawn(answer(client, status));
+                }
+                None => {
+                    tokio::spawn(link::plain(client, upstream, Arc::clone(&shared)));
+                }
+            },
         }
-        shared.counters.connections.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(connection(client, upstream, Arc::clone(&shared)));
     }
 }
 
@@ -379,176 +408,4 @@ async fn answer(mut client: TcpStream, status: u16) {
     );
     let _ = client.write_all(answer.as_bytes()).await;
     let _ = client.shutdown().await;
-}
-
-/// One chunk in a direction's queue.
-enum Item {
-    Data(Instant, Vec<u8>),
-    Eof(Instant),
-}
-
-/// Per-connection state both directions share.
-#[derive(Debug, Default)]
-struct Conn {
-    /// For each request whose response has not started: whether it was a `HEAD`.
-    pending: Mutex<VecDeque<bool>>,
-    /// Set when the connection must end at once (an error, or a reset fault).
-    kill: Notify,
-}
-
-async fn connection(mut client: TcpStream, upstream: SocketAddr, shared: Arc<Shared>) {
-    let accepted = Instant::now();
-    let Ok(mut server) = TcpStream::connect(upstream).await else {
-        return;
-    };
-    let _ = client.set_nodelay(true);
-    let _ = server.set_nodelay(true);
-    // Borrowed halves: dropping them does not send FIN, so a reset fault resets.
-    let (client_read, client_write) = client.split();
-    let (server_read, server_write) = server.split();
-    let conn = Arc::new(Conn::default());
-    // The handshake the client did not wait for: its first bytes leave at accepted + 2d.
-    let ready_at = accepted + shared.delay() * 2;
-
-    let up = direction(
-        client_read,
-        server_write,
-        Side::Request,
-        ready_at,
-        &shared,
-        &conn,
-    );
-    let down = direction(
-        server_read,
-        client_write,
-        Side::Response,
-        accepted,
-        &shared,
-        &conn,
-    );
-    tokio::select! {
-        _ = async { tokio::join!(up, down) } => {}
-        () = conn.kill.notified() => {}
-    }
-    // Requests this connection left unanswered are no longer in flight.
-    let left = conn.pending.lock().map(|p| p.len()).unwrap_or(0);
-    shared
-        .counters
-        .in_flight
-        .fetch_sub(i64::try_from(left).unwrap_or(0), Ordering::AcqRel);
-}
-
-/// Pumps one direction: a reader that timestamps chunks and a writer that delivers each at
-/// its time.
-async fn direction(
-    mut from: ReadHalf<'_>,
-    mut to: WriteHalf<'_>,
-    side: Side,
-    ready_at: Instant,
-    shared: &Shared,
-    conn: &Conn,
-) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Item>();
-    let reader = async {
-        let mut counter = MessageCounter::new(side);
-        let mut buf = vec![0u8; READ_BUF];
-        loop {
-            match from.read(&mut buf).await {
-                Ok(0) => {
-                    let at = Instant::now().max(ready_at) + shared.delay();
-                    let _ = tx.send(Item::Eof(at));
-                    return;
-                }
-                Ok(n) => {
-                    let at = Instant::now().max(ready_at) + shared.delay();
-                    count(&mut counter, &buf[..n], side, shared, conn);
-                    if tx.send(Item::Data(at, buf[..n].to_vec())).is_err() {
-                        return;
-                    }
-                }
-                Err(_) => {
-                    conn.kill.notify_one();
-                    return;
-                }
-            }
-        }
-    };
-    let writer = async {
-        let mut sent: u64 = 0;
-        let mut fault = shared.fault.subscribe();
-        while let Some(item) = rx.recv().await {
-            match item {
-                Item::Eof(at) => {
-                    tokio::time::sleep_until(at).await;
-                    let _ = to.shutdown().await;
-                    return;
-                }
-                Item::Data(at, bytes) => {
-                    tokio::time::sleep_until(at).await;
-                    if side == Side::Response {
-                        // Hold while stalled.
-                        if fault
-                            .wait_for(|f| *f != Fault::StallResponses)
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                        let current = *fault.borrow();
-                        let cut = match current {
-                            Fault::ResetMidResponse { after_bytes } => Some((after_bytes, true)),
-                            Fault::TruncateResponse { after_bytes } => Some((after_bytes, false)),
-                            _ => None,
-                        };
-                        if let Some((after_bytes, reset)) = cut {
-                            let room = after_bytes.saturating_sub(sent);
-                            if room < bytes.len() as u64 {
-                                let head = &bytes[..usize::try_from(room).unwrap_or(0)];
-                                let _ = to.write_all(head).await;
-                                let _ = to.flush().await;
-                                if reset {
-                                    let _ = to.as_ref().set_zero_linger();
-                                } else {
-                                    let _ = to.shutdown().await;
-                                }
-                                conn.kill.notify_one();
-                                return;
-                            }
-                        }
-                    }
-                    sent += bytes.len() as u64;
-                    if to.write_all(&bytes).await.is_err() {
-                        conn.kill.notify_one();
-                        return;
-                    }
-                }
-            }
-        }
-    };
-    tokio::join!(reader, writer);
-}
-
-/// Feeds the counter and updates the shared counters for each head.
-fn count(counter: &mut MessageCounter, bytes: &[u8], side: Side, shared: &Shared, conn: &Conn) {
-    let counters = &shared.counters;
-    counter.feed(bytes, &mut |head| match head {
-        Head::Request { is_head } => {
-            if let Ok(mut pending) = conn.pending.lock() {
-                pending.push_back(is_head);
-            }
-            counters.request_started();
-            true
-        }
-        Head::Response { .. } => {
-            debug_assert_eq!(side, Side::Response);
-            let was_head = conn.pending.lock().ok().and_then(|mut p| p.pop_front());
-            if was_head.is_some() {
-                counters.response_started();
-            } else {
-                // An answer without a counted request (a request this counter could not follow).
-                counters.responses.fetch_add(1, Ordering::Relaxed);
-            }
-            was_head != Some(true)
-        }
-    });
 }

@@ -1,13 +1,14 @@
 //! The contenders: our resolver as a library and as the `ci-secrets` binary, GitLab Runner's
 //! algorithm reproduced with the same crates, and job-script style CLI calls.
 
+use super::transport::{self, Transport};
 use super::workload::{AWS_REGION, AWS_ROLE_ARN, AWS_SESSION, VAULT_MOUNT, VAULT_ROLE, Workload};
 use anyhow::{Context as _, Result, anyhow, bail};
-use loopback_proxy::{Proxy, ProxyStats};
+use loopback_proxy::{ConnectionRecord, Proxy, ProxyStats, RequestRecord};
 use provider_aws_sm::AwsSecretsManagerBuilder;
 use provider_vault::VaultProviderBuilder;
 use secrets_core::{
-    JobPayload, ProviderKind, ResolveContext, SecretProvider, SecretRequest, Variables,
+    Environment, JobPayload, ProviderKind, ResolveContext, SecretProvider, SecretRequest, Variables,
 };
 use secrets_resolver::{ResolveOptions, Resolver};
 use std::collections::BTreeMap;
@@ -53,6 +54,14 @@ pub struct Sample {
     pub aws: ProxyStats,
     /// `report.requests` (or the reproduction's shared counter); `None` for the script.
     pub reported: Option<BTreeMap<String, u64>>,
+    /// The connections each proxy saw, in order.
+    pub vault_conns: Vec<ConnectionRecord>,
+    pub aws_conns: Vec<ConnectionRecord>,
+    /// The requests the AWS proxy saw, in order of arrival.
+    pub aws_reqs: Vec<RequestRecord>,
+    /// For a child process: from its spawn to its first connection (its first byte on the
+    /// wire).
+    pub first_connect: Option<Duration>,
 }
 
 /// What every run needs.
@@ -61,6 +70,9 @@ pub struct Ctx {
     pub runtime: tokio::runtime::Runtime,
     pub vault_proxy: Proxy,
     pub aws_proxy: Proxy,
+    /// Plain HTTP or TLS (then `ca_file` is the CA every client must trust).
+    pub transport: Transport,
+    pub ca_file: Option<PathBuf>,
     /// The release `ci-secrets`.
     pub cli: Option<PathBuf>,
     /// `bao` and `aws` for the script contender.
@@ -116,7 +128,37 @@ impl Ctx {
             vault: self.vault_proxy.stats(),
             aws: self.aws_proxy.stats(),
             reported,
+            vault_conns: self.vault_proxy.connections(),
+            aws_conns: self.aws_proxy.connections(),
+            aws_reqs: self.aws_proxy.requests(),
+            first_connect: None,
         }
+    }
+
+    /// From `spawned` to the first connection either proxy saw.
+    fn first_connect(&self, spawned: Instant) -> Option<Duration> {
+        self.vault_proxy
+            .connections()
+            .into_iter()
+            .chain(self.aws_proxy.connections())
+            .map(|c| c.opened.saturating_duration_since(spawned))
+            .min()
+    }
+
+    /// The environment our providers are built from: this process's, with the CA settings
+    /// of the transport (none for plain HTTP).
+    pub(super) fn provider_env(&self) -> Environment {
+        let ca = transport::client_env(self.ca_file.as_deref());
+        let captured = Environment::capture();
+        captured
+            .iter()
+            .filter(|(k, _)| !ca.iter().any(|(c, _)| c == k))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .chain(
+                ca.iter()
+                    .filter_map(|(k, v)| Some(((*k).to_owned(), v.clone()?))),
+            )
+            .collect()
     }
 
     /// Runs `contender` once on `workload`. `payload_json` names Vault at the proxy.
@@ -141,7 +183,7 @@ impl Ctx {
         let start = Instant::now();
         let result = self.runtime.block_on(async {
             let resolver = Resolver::builder()
-                .with_default_providers()?
+                .with_default_providers_from(&self.provider_env())?
                 // The default AWS provider reads this process's environment; the bench
                 // injects the endpoint (the proxy) through the builder instead.
                 .with_provider(Arc::new(
@@ -182,6 +224,7 @@ impl Ctx {
         let start = Instant::now();
         let output = command.output().context("cannot run ci-secrets")?;
         let wall = start.elapsed();
+        let first_connect = self.first_connect(start);
         if !output.status.success() {
             bail!(
                 "ci-secrets failed ({}): {}",
@@ -205,7 +248,10 @@ impl Ctx {
         check_values(workload, &got, Contender::Cli)?;
         let reported = serde_json::from_value(doc["report"]["requests"].clone())
             .context("no report.requests in the JSON")?;
-        Ok(self.sample(wall, Some(reported)))
+        Ok(Sample {
+            first_connect,
+            ..self.sample(wall, Some(reported))
+        })
     }
 
     /// The `ci-secrets resolve` command for `payload`, environment included.
@@ -239,6 +285,12 @@ impl Ctx {
         for (k, v) in aws_env(&self.aws_proxy.url()) {
             command.env(k, v);
         }
+        for (k, v) in transport::client_env(self.ca_file.as_deref()) {
+            match v {
+                Some(v) => command.env(k, v),
+                None => command.env_remove(k),
+            };
+        }
         command
             .env("HOME", self.work.join("home"))
             .env("AWS_CONFIG_FILE", "/dev/null")
@@ -271,6 +323,7 @@ impl Ctx {
                 let provider: Box<dyn SecretProvider> = match secret.providers().as_slice() {
                     [ProviderKind::Vault] => Box::new(
                         VaultProviderBuilder::new()
+                            .with_env(self.provider_env())
                             .with_revoke_token(false)
                             .build()?,
                     ),

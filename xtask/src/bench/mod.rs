@@ -7,14 +7,20 @@
 //! W6-W8 alone and rewrites their section of the report.
 //!
 //! The full run builds `ci-secrets` and this tool in release mode and re-runs itself from the
-//! release build, so the library contender is measured optimised.
+//! release build, so the library contender is measured optimised. Every workload runs over
+//! plain HTTP and over TLS as deployed (`transport.rs`, `deployed.rs`); `--transport tls`
+//! measures only the TLS rows.
 
 mod azure_runner;
 mod contender;
+mod deployed;
 mod masking;
 mod providers;
 mod report;
+mod transport;
 mod workload;
+
+pub use transport::Selection;
 
 use crate::paths::Paths;
 use crate::services::{self, UpOutcome};
@@ -29,6 +35,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+use transport::Transport;
 use workload::Workload;
 
 /// Set on the release re-run, so it does not build and re-run again.
@@ -48,6 +55,7 @@ const AWSCLI_PINS: &[&str] = &["awscli==1.44.24"];
 /// One cell of the results: a workload, a contender, a delay.
 #[derive(Debug, Clone)]
 pub struct Cell {
+    pub transport: Transport,
     pub workload: String,
     pub secrets: usize,
     pub contender: Contender,
@@ -77,20 +85,34 @@ pub struct Results {
     pub masking: Option<masking::MaskingResults>,
     /// W6-W8 (`providers.rs`).
     pub providers: Option<providers::ProviderResults>,
+    /// The rows over TLS and what is measured only there (`deployed.rs`).
+    pub deployed: deployed::Deployed,
 }
 
-/// `cargo xtask bench [--quick] [--masking] [--providers]`.
-pub fn run(paths: &Paths, quick: bool, masking_only: bool, providers_only: bool) -> Result<()> {
+/// `cargo xtask bench [--quick] [--masking] [--providers] [--transport both|plain|tls]`.
+pub fn run(
+    paths: &Paths,
+    quick: bool,
+    masking_only: bool,
+    providers_only: bool,
+    selection: Selection,
+) -> Result<()> {
     if !quick && cfg!(debug_assertions) && std::env::var_os(IN_RELEASE_VAR).is_none() {
-        return rerun_in_release(paths, masking_only, providers_only);
+        return rerun_in_release(paths, masking_only, providers_only, selection);
     }
     let started = Instant::now();
     println!("==> cargo xtask services up");
     let outcome = services::up(paths)?;
     let result = if providers_only {
         measure_providers(paths, quick)
+    } else if selection.has_tls() && !masking_only && !transport::trusts_bench_ca(paths) {
+        let mut args = vec!["bench", "--transport", selection.arg()];
+        if quick {
+            args.push("--quick");
+        }
+        transport::reexec_trusting_ca(paths, &args)
     } else {
-        measure(paths, quick, masking_only, started)
+        measure(paths, quick, masking_only, selection, started)
     };
     if outcome == UpOutcome::Started {
         println!("\n==> cargo xtask services down (bench started them)");
@@ -101,7 +123,12 @@ pub fn run(paths: &Paths, quick: bool, masking_only: bool, providers_only: bool)
 
 /// Builds `ci-secrets` and this tool in release mode (one cargo invocation, so features are
 /// unified once) and runs the bench from there.
-fn rerun_in_release(paths: &Paths, masking_only: bool, providers_only: bool) -> Result<()> {
+fn rerun_in_release(
+    paths: &Paths,
+    masking_only: bool,
+    providers_only: bool,
+    selection: Selection,
+) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     println!("==> cargo build --release -p ci-secrets -p xtask (the measured binaries)");
     let status = Command::new(&cargo)
@@ -114,7 +141,7 @@ fn rerun_in_release(paths: &Paths, masking_only: bool, providers_only: bool) -> 
     }
     let exe = paths.target.join("release/xtask");
     let status = Command::new(&exe)
-        .arg("bench")
+        .args(["bench", "--transport", selection.arg()])
         .args(masking_only.then_some("--masking"))
         .args(providers_only.then_some("--providers"))
         .env(IN_RELEASE_VAR, "1")
@@ -152,7 +179,19 @@ fn socket_addr(url: &str) -> Result<SocketAddr> {
         .with_context(|| format!("{url} is not http://<ip>:<port>"))
 }
 
-fn measure(paths: &Paths, quick: bool, masking_only: bool, started: Instant) -> Result<()> {
+fn measure(
+    paths: &Paths,
+    quick: bool,
+    masking_only: bool,
+    selection: Selection,
+    started: Instant,
+) -> Result<()> {
+    // The CA file first: the AWS SDK reads it when it builds its first client.
+    let tls = if selection.has_tls() && !masking_only {
+        Some(transport::Tls::create(paths)?)
+    } else {
+        None
+    };
     let env = E2eEnv::from_file(&paths.env_file()).context("loading the services' env file")?;
     let work = paths.xtask.join("bench");
     fs::create_dir_all(work.join("home"))?;
@@ -192,13 +231,17 @@ fn measure(paths: &Paths, quick: bool, masking_only: bool, started: Instant) -> 
     } else {
         Contender::ALL.to_vec()
     };
+    let vault_addr = socket_addr(env.vault_addr())?;
+    let aws_addr = socket_addr(env.aws_endpoint())?;
     let ctx = Ctx {
         runtime: tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()?,
-        vault_proxy: Proxy::start(socket_addr(env.vault_addr())?, ProxyConfig::default())?,
-        aws_proxy: Proxy::start(socket_addr(env.aws_endpoint())?, ProxyConfig::default())?,
+        vault_proxy: Proxy::start(vault_addr, ProxyConfig::default())?,
+        aws_proxy: Proxy::start(aws_addr, ProxyConfig::default())?,
+        transport: Transport::Plain,
+        ca_file: None,
         cli: (!quick).then(|| paths.target.join("release/ci-secrets")),
         bao: (!quick).then(|| paths.venv_bao().join("bin/bao")),
         aws_cli: if quick || masking_only {
@@ -213,6 +256,23 @@ fn measure(paths: &Paths, quick: bool, masking_only: bool, started: Instant) -> 
     {
         bail!("{} is missing: run `cargo xtask bench`", cli.display());
     }
+    let tls_ctx = match &tls {
+        Some(tls) => Some(Ctx {
+            runtime: tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?,
+            vault_proxy: tls.vault_front(vault_addr)?,
+            aws_proxy: tls.aws_front(aws_addr)?,
+            transport: Transport::Tls,
+            ca_file: Some(tls.ca_file().to_owned()),
+            cli: ctx.cli.clone(),
+            bao: ctx.bao.clone(),
+            aws_cli: ctx.aws_cli.clone(),
+            work: work.clone(),
+        }),
+        None => None,
+    };
 
     let workloads = Workload::all(quick);
     let delays: &[u64] = if quick { &[0] } else { &DELAYS_MS };
@@ -262,12 +322,156 @@ fn measure(paths: &Paths, quick: bool, masking_only: bool, started: Instant) -> 
         return Ok(());
     }
 
+    for c in [Some(&ctx), tls_ctx.as_ref()].into_iter().flatten() {
+        if !selection.transports().contains(&c.transport) {
+            continue;
+        }
+        println!("\n==> over {}", c.transport.label());
+        let cells = measure_cells(c, &workloads, &contenders, delays, quick, &mint)?;
+        match c.transport {
+            Transport::Plain => results.cells.extend(cells),
+            Transport::Tls => results.deployed.cells.extend(cells),
+        }
+    }
+
+    let mismatches: Vec<String> = results
+        .cells
+        .iter()
+        .chain(&results.deployed.cells)
+        .flat_map(|c| {
+            c.mismatches.iter().map(move |m| {
+                format!(
+                    "{} {} over {} d={}ms: {m}",
+                    c.workload,
+                    c.contender.label(),
+                    c.transport.label(),
+                    c.delay_ms
+                )
+            })
+        })
+        .collect();
+
+    if quick {
+        let mut mismatches = mismatches;
+        if selection.transports().contains(&Transport::Plain) {
+            run_masking()?;
+            println!("exec output masking: bytes and masks as expected");
+            mismatches.extend(providers::measure(&env, true)?.mismatches());
+        }
+        if !mismatches.is_empty() {
+            bail!(
+                "request or connection counts differ from the expected ones:\n  {}",
+                mismatches.join("\n  ")
+            );
+        }
+        println!(
+            "\nbench --quick: request counts, and over TLS connection and handshake counts, as \
+             expected ({:.1}s)",
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
+
+    if let Some(tls_ctx) = &tls_ctx {
+        let all = Workload::all(false);
+        deployed::extras(tls_ctx, &all, &mint, &mut results.deployed)?;
+    }
+    if !selection.transports().contains(&Transport::Plain) {
+        results.deployed.total = started.elapsed();
+        deployed::write_section(&paths.root, &results)?;
+        println!(
+            "\nwrote the TLS section of docs/benchmarks.md ({:.0}s in all)",
+            started.elapsed().as_secs_f64()
+        );
+        if !mismatches.is_empty() {
+            bail!(
+                "request or connection counts differ from the expected ones:\n  {}",
+                mismatches.join("\n  ")
+            );
+        }
+        return Ok(());
+    }
+
+    println!("\n==> ci-secrets peak RSS (/usr/bin/time -f %M), each workload at d = 0");
+    ctx.vault_proxy.set_delay(Duration::ZERO);
+    ctx.aws_proxy.set_delay(Duration::ZERO);
+    for w in &workloads {
+        let (vj, aj) = mint()?;
+        let payload = w.payload(&ctx.vault_proxy.url(), &vj, &aj).to_string();
+        let kib = cli_peak_rss(&ctx, &payload)?;
+        println!("  {:<8} {:>6} KiB", w.name, kib);
+        results.cli_rss_kib.push((w.name.clone(), kib));
+    }
+
+    println!("\n==> ci-secrets check on a generated 1000-secret .gitlab-ci.yml");
+    let yml = work.join("gitlab-ci-1000.yml");
+    fs::write(&yml, workload::gitlab_ci_yaml(1000))?;
+    results.check_times = time_check(ctx.cli.as_deref().context("no ci-secrets")?, &yml)?;
+    let mut sorted = results.check_times.clone();
+    sorted.sort();
+    println!(
+        "  median {:.1} ms over {} runs",
+        sorted[sorted.len() / 2].as_secs_f64() * 1000.0,
+        sorted.len()
+    );
+
+    results.masking = Some(run_masking()?);
+    results.providers = Some(providers::measure(&env, false)?);
+
+    results.notes = vec![
+        format!(
+            "The reproduction runs W5 above {SLOW_CAP} secrets only at d = 0; the job script \
+             never runs above {SLOW_CAP} secrets (each `aws` call starts a Python interpreter, \
+             about 0.5 s, so W5-1000 would take minutes per run)."
+        ),
+        format!(
+            "Timed runs per cell: {RUNS}; the job script {SCRIPT_RUNS} (1 at {SLOW_CAP} secrets); \
+             the reproduction 3 at W5-1000 (d = 0 only)."
+        ),
+    ];
+    results.total = started.elapsed();
+    results.deployed.total = results.total;
+    report::write(paths, &results)?;
+    if tls_ctx.is_some() {
+        deployed::write_section(&paths.root, &results)?;
+    }
+    println!(
+        "\nwrote docs/benchmarks.md and docs/benchmarks/*.svg ({:.0}s in all)",
+        started.elapsed().as_secs_f64()
+    );
+    let mut mismatches = mismatches;
+    mismatches.extend(
+        results
+            .providers
+            .iter()
+            .flat_map(providers::ProviderResults::mismatches),
+    );
+    if !mismatches.is_empty() {
+        bail!(
+            "request counts differ from the expected ones (see the report):\n  {}",
+            mismatches.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+/// Every workload at every delay for every contender over `ctx`'s transport (a warm-up
+/// first, untimed, in a full run); each run's counts checked.
+fn measure_cells(
+    ctx: &Ctx,
+    workloads: &[Workload],
+    contenders: &[Contender],
+    delays: &[u64],
+    quick: bool,
+    mint: &dyn Fn() -> Result<(String, String)>,
+) -> Result<Vec<Cell>> {
+    let mut all = Vec::new();
     if !quick {
         println!("\n==> warm-up (untimed): each contender once on W4 at d = 0");
         let w4 = workloads.iter().find(|w| w.name == "W4").context("no W4")?;
         let (vj, aj) = mint()?;
         let payload = w4.payload(&ctx.vault_proxy.url(), &vj, &aj).to_string();
-        for &c in &contenders {
+        for &c in contenders {
             ctx.run(c, w4, &payload)
                 .with_context(|| format!("warm-up of {}", c.label()))?;
         }
@@ -277,14 +481,15 @@ fn measure(paths: &Paths, quick: bool, masking_only: bool, started: Instant) -> 
         let d = Duration::from_millis(delay);
         ctx.vault_proxy.set_delay(d);
         ctx.aws_proxy.set_delay(d);
-        for w in &workloads {
+        for w in workloads {
             let mut cells: Vec<Cell> = Vec::new();
-            for &c in &contenders {
+            for &c in contenders {
                 let runs = runs_for(c, w, delay, quick);
                 if runs == 0 {
                     continue;
                 }
                 cells.push(Cell {
+                    transport: ctx.transport,
                     workload: w.name.clone(),
                     secrets: w.secrets(),
                     contender: c,
@@ -338,100 +543,10 @@ fn measure(paths: &Paths, quick: bool, masking_only: bool, started: Instant) -> 
                     }
                 );
             }
-            results.cells.extend(cells);
+            all.extend(cells);
         }
     }
-
-    let mismatches: Vec<String> = results
-        .cells
-        .iter()
-        .flat_map(|c| {
-            c.mismatches.iter().map(move |m| {
-                format!(
-                    "{} {} d={}ms: {m}",
-                    c.workload,
-                    c.contender.label(),
-                    c.delay_ms
-                )
-            })
-        })
-        .collect();
-
-    if quick {
-        run_masking()?;
-        println!("exec output masking: bytes and masks as expected");
-        let mut mismatches = mismatches;
-        mismatches.extend(providers::measure(&env, true)?.mismatches());
-        if !mismatches.is_empty() {
-            bail!(
-                "request counts differ from the expected ones:\n  {}",
-                mismatches.join("\n  ")
-            );
-        }
-        println!(
-            "\nbench --quick: request counts as expected ({:.1}s)",
-            started.elapsed().as_secs_f64()
-        );
-        return Ok(());
-    }
-
-    println!("\n==> ci-secrets peak RSS (/usr/bin/time -f %M), each workload at d = 0");
-    ctx.vault_proxy.set_delay(Duration::ZERO);
-    ctx.aws_proxy.set_delay(Duration::ZERO);
-    for w in &workloads {
-        let (vj, aj) = mint()?;
-        let payload = w.payload(&ctx.vault_proxy.url(), &vj, &aj).to_string();
-        let kib = cli_peak_rss(&ctx, &payload)?;
-        println!("  {:<8} {:>6} KiB", w.name, kib);
-        results.cli_rss_kib.push((w.name.clone(), kib));
-    }
-
-    println!("\n==> ci-secrets check on a generated 1000-secret .gitlab-ci.yml");
-    let yml = work.join("gitlab-ci-1000.yml");
-    fs::write(&yml, workload::gitlab_ci_yaml(1000))?;
-    results.check_times = time_check(ctx.cli.as_deref().context("no ci-secrets")?, &yml)?;
-    let mut sorted = results.check_times.clone();
-    sorted.sort();
-    println!(
-        "  median {:.1} ms over {} runs",
-        sorted[sorted.len() / 2].as_secs_f64() * 1000.0,
-        sorted.len()
-    );
-
-    results.masking = Some(run_masking()?);
-    results.providers = Some(providers::measure(&env, false)?);
-
-    results.notes = vec![
-        format!(
-            "The reproduction runs W5 above {SLOW_CAP} secrets only at d = 0; the job script \
-             never runs above {SLOW_CAP} secrets (each `aws` call starts a Python interpreter, \
-             about 0.5 s, so W5-1000 would take minutes per run)."
-        ),
-        format!(
-            "Timed runs per cell: {RUNS}; the job script {SCRIPT_RUNS} (1 at {SLOW_CAP} secrets); \
-             the reproduction 3 at W5-1000 (d = 0 only)."
-        ),
-    ];
-    results.total = started.elapsed();
-    report::write(paths, &results)?;
-    println!(
-        "\nwrote docs/benchmarks.md and docs/benchmarks/*.svg ({:.0}s in all)",
-        started.elapsed().as_secs_f64()
-    );
-    let mut mismatches = mismatches;
-    mismatches.extend(
-        results
-            .providers
-            .iter()
-            .flat_map(providers::ProviderResults::mismatches),
-    );
-    if !mismatches.is_empty() {
-        bail!(
-            "request counts differ from the expected ones (see the report):\n  {}",
-            mismatches.join("\n  ")
-        );
-    }
-    Ok(())
+    Ok(all)
 }
 
 /// How many timed runs `contender` gets on `workload` at `delay_ms`.
@@ -490,7 +605,9 @@ fn check_counts(cell: &mut Cell, workload: &Workload, sample: &Sample) {
             sample.aws.requests
         ));
     }
-    let _ = workload;
+    if cell.transport == Transport::Tls {
+        deployed::check_connections(cell.contender, workload, sample, &mut problems);
+    }
     for p in problems {
         if !cell.mismatches.contains(&p) {
             cell.mismatches.push(p);
