@@ -343,7 +343,10 @@ pub fn check_packages(paths: &Paths) -> Result<()> {
     for (name, version) in &packages {
         let dir = format!("{name}-{version}");
         let krate = paths.target.join("package").join(format!("{dir}.crate"));
-        cmd!(sh, "tar -xzf {krate} -C {scratch}").run()?;
+        // `-m`: the files get the time of unpacking, not the package's. The unpacked copies
+        // have the same paths and versions on every run, so with their packaged times cargo
+        // would take the previous run's build of them (same target dir) as fresh.
+        cmd!(sh, "tar -xzmf {krate} -C {scratch}").run()?;
         members.push(format!("{dir:?}"));
         patches.push_str(&format!("{name} = {{ path = {dir:?} }}\n"));
     }
