@@ -99,13 +99,24 @@ pub fn trusts_bench_ca(paths: &Paths) -> bool {
 /// Runs this xtask again as `xtask <args>` with `SSL_CERT_FILE` at the bench's CA (see
 /// the module docs), and waits for it.
 pub fn reexec_trusting_ca(paths: &Paths, args: &[&str]) -> Result<()> {
-    let exe = std::env::current_exe().context("cannot find the running xtask")?;
     println!(
         "==> xtask {} with {SSL_CERT_FILE}={} (the AWS SDK reads it once per process)",
         args.join(" "),
         paths.show(&ca_path(paths))
     );
-    let status = Command::new(&exe)
+    // The running binary, unless a build since it started replaced it (`cargo xtask test`
+    // builds the workspace with other features, which relinks target/debug/xtask; Linux then
+    // names the running one "... (deleted)"): then `cargo xtask`, which builds it again.
+    let exe = std::env::current_exe().context("cannot find the running xtask")?;
+    let mut command = if exe.is_file() {
+        Command::new(&exe)
+    } else {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let mut c = Command::new(cargo);
+        c.current_dir(&paths.root).arg("xtask");
+        c
+    };
+    let status = command
         .args(args)
         .env(SSL_CERT_FILE, ca_path(paths))
         .status()
