@@ -2,7 +2,7 @@
 //! text, plan, request kinds, log targets and what a workload identity pool provider needs.
 
 use crate::grouping::{group, reference};
-use crate::requests::{ALL, GCP_ACCESS, GCP_STS_EXCHANGE};
+use crate::requests::{ALL, GCP_ACCESS, GCP_GENERATE_ACCESS_TOKEN, GCP_STS_EXCHANGE};
 use auth_oidc::Claims;
 use secrets_core::payload::token_reference;
 use secrets_core::{PlannedIdentity, ProviderDescriptor, ProviderKind, Secret, TrustHint};
@@ -72,7 +72,8 @@ impl ProviderDescriptor for GcpSecretManagerDescriptor {
             .unwrap_or_default()
     }
 
-    /// One STS exchange per (audience, ID token) and one access per distinct version.
+    /// One STS exchange per (audience, ID token), one `generateAccessToken` per service
+    /// account it impersonates (opt-in) and one access per distinct version and principal.
     fn plan(&self, secrets: &[(&str, &Secret)]) -> Vec<PlannedIdentity> {
         let (groups, _) = group(secrets.iter().copied());
         groups
@@ -85,7 +86,11 @@ impl ProviderDescriptor for GcpSecretManagerDescriptor {
                     ProviderKind::GcpSecretManager,
                     identity,
                     variables,
-                    [(GCP_STS_EXCHANGE, 1), (GCP_ACCESS, reads.len() as u64)],
+                    [
+                        (GCP_STS_EXCHANGE, 1),
+                        (GCP_GENERATE_ACCESS_TOKEN, g.service_accounts().len() as u64),
+                        (GCP_ACCESS, reads.len() as u64),
+                    ],
                 )
             })
             .collect()
