@@ -156,3 +156,78 @@ async fn a_failing_iam_credentials_is_retried() {
     assert_eq!(value_of(&resolution, "S"), "gcp-sa-only");
     assert_eq!(h.count("gcp_generate_access_token").await, 2);
 }
+
+/// From `.gitlab-ci.yml`: the normaliser reads `CLOUDSDK_AUTH_IMPERSONATE_SERVICE_ACCOUNT`
+/// like the `GCP_*` variables (expanded by the runner's rules), and only where it is set.
+#[tokio::test]
+async fn the_variable_in_gitlab_ci_yml_opts_in() {
+    use secrets_core::gitlab_ci::CiConfig;
+    use std::collections::HashMap;
+    let h = Harness::start().await;
+    let yaml = |impersonate: &str| {
+        format!(
+            "variables:\n  GCP_PROJECT_NUMBER: \"123456789012\"\n  \
+             GCP_WORKLOAD_IDENTITY_FEDERATION_POOL_ID: gitlab-pool\n  \
+             GCP_WORKLOAD_IDENTITY_FEDERATION_PROVIDER_ID: {PROVIDER}\n{impersonate}\
+             job:\n  id_tokens:\n    GCP_ID_TOKEN:\n      aud: x\n  secrets:\n    S:\n      \
+             gcp_secret_manager:\n        name: sa-only\n      token: $GCP_ID_TOKEN\n      file: false\n"
+        )
+    };
+    let secrets_of = |text: &str| {
+        let config = CiConfig::from_yaml(text).unwrap();
+        let job = config.job("job").unwrap();
+        let settings: HashMap<String, String> = job
+            .variables()
+            .iter()
+            .map(|v| (v.key.clone(), v.value.clone()))
+            .collect();
+        let secrets = job
+            .secrets_payload(&|name| settings.get(name).cloned())
+            .unwrap();
+        serde_json::to_value(secrets).unwrap()
+    };
+    let with = secrets_of(&yaml(
+        "  SA_NAME: secret-reader\n  CLOUDSDK_AUTH_IMPERSONATE_SERVICE_ACCOUNT: \
+         $SA_NAME@ci-secrets-test.iam.gserviceaccount.com\n",
+    ));
+    assert_eq!(
+        with["S"]["gcp_secret_manager"]["server"]["impersonate_service_account"],
+        "$SA_NAME@ci-secrets-test.iam.gserviceaccount.com"
+    );
+    let mut p = payload(with, &h.token());
+    p.variables
+        .push(secrets_core::JobVariable::new("SA_NAME", "secret-reader"));
+    assert_eq!(
+        Plan::of(&p.secrets)
+            .requests
+            .get("gcp_generate_access_token"),
+        Some(&1)
+    );
+    let resolution = h.resolver().resolve_payload(&p).await.unwrap();
+    assert_eq!(value_of(&resolution, "S"), "gcp-sa-only");
+    assert_eq!(
+        resolution.report.requests_of("gcp_generate_access_token"),
+        1
+    );
+
+    let without = secrets_of(&yaml(""));
+    assert!(
+        without["S"]["gcp_secret_manager"]["server"]
+            .get("impersonate_service_account")
+            .is_none(),
+        "{without}"
+    );
+    let p = payload(without, &h.token());
+    assert!(
+        !Plan::of(&p.secrets)
+            .requests
+            .contains_key("gcp_generate_access_token")
+    );
+    let failure = h.resolver().resolve_payload(&p).await.unwrap_err();
+    assert_eq!(failure.errors[0].kind(), ErrorKind::PermissionDenied);
+    assert_eq!(
+        h.count("gcp_generate_access_token").await,
+        1,
+        "only the opted-in job"
+    );
+}
