@@ -1,6 +1,7 @@
 //! The offline description of the GCP Secret Manager provider: token location, reference
 //! text, plan, request kinds, log targets and what a workload identity pool provider needs.
 
+use crate::config::IMPERSONATE_VARIABLE;
 use crate::grouping::{group, reference};
 use crate::requests::{ALL, GCP_ACCESS, GCP_GENERATE_ACCESS_TOKEN, GCP_STS_EXCHANGE};
 use auth_oidc::Claims;
@@ -127,6 +128,11 @@ impl ProviderDescriptor for GcpSecretManagerDescriptor {
                 claim("project_id")
             ),
         ];
+        notes.push(format!(
+            "To impersonate a service account instead ({IMPERSONATE_VARIABLE}), grant that principal set \
+             roles/iam.workloadIdentityUser on the service account, and the service account \
+             roles/secretmanager.secretAccessor on the secrets."
+        ));
         if sub.len() > SUBJECT_LIMIT {
             notes.push(format!(
                 "google.subject = assertion.sub is {} bytes, over Google's {SUBJECT_LIMIT}-byte limit: STS \
@@ -191,5 +197,6 @@ mod tests {
         let notes = hint.notes.join("\n");
         assert!(notes.contains("over Google's 127-byte limit"), "{notes}");
         assert!(notes.contains("attribute.gitlab_project_id/42"), "{notes}");
+        assert!(notes.contains("roles/iam.workloadIdentityUser"), "{notes}");
     }
 }
