@@ -294,8 +294,11 @@ pub(crate) fn classify(op: &Operation<'_>, outcome: &Outcome) -> Failure {
                     "the version is disabled or destroyed: enable it, or pin an enabled version \
                      (`latest` is the newest version, whatever its state)",
                 ),
-                "UNAUTHENTICATED" => failure(Unauthenticated)
-                    .with_fix("the federated access token was refused; retry the job"),
+                "UNAUTHENTICATED" => failure(Unauthenticated).with_fix(if account.is_empty() {
+                    "the federated access token was refused; retry the job".to_owned()
+                } else {
+                    format!("the access token impersonating {account} was refused; retry the job")
+                }),
                 "INVALID_ARGUMENT" => failure(InvalidSpec)
                     .with_fix("check the secret's `name` and `version`"),
                 _ => failure(InvalidConfig),
