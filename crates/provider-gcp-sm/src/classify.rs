@@ -9,8 +9,12 @@
 //! | STS | 400 `invalid_request`, `google.subject` | InvalidConfig | the 127-byte `google.subject` limit |
 //! | STS | 400 `invalid_request`, other | InvalidConfig | the `GCP_*` variables |
 //! | STS | other 4xx | Unauthenticated | |
+//! | generateAccessToken | `PERMISSION_DENIED` | PermissionDenied | `roles/iam.workloadIdentityUser` on the service account |
+//! | generateAccessToken | `NOT_FOUND` | NotFound | the service account email |
+//! | generateAccessToken | `UNAUTHENTICATED` | Unauthenticated | |
+//! | generateAccessToken | `INVALID_ARGUMENT`, `FAILED_PRECONDITION` | InvalidConfig | the email; the IAM Credentials API |
 //! | access | `NOT_FOUND` | NotFound | name, version, project |
-//! | access | `PERMISSION_DENIED` | PermissionDenied | `roles/secretmanager.secretAccessor` |
+//! | access | `PERMISSION_DENIED` | PermissionDenied | `roles/secretmanager.secretAccessor` (for the service account when impersonating) |
 //! | access | `FAILED_PRECONDITION` | NotFound | the version is disabled or destroyed |
 //! | access | `UNAUTHENTICATED` | Unauthenticated | |
 //! | access | `INVALID_ARGUMENT` | InvalidSpec | the name and version |
@@ -24,6 +28,7 @@
 //! only when it is absent. Messages quote Google's error text with every token of the request
 //! scrubbed, never a body.
 
+use crate::config::IMPERSONATE_VARIABLE;
 use provider_http::{Failure, Transport};
 use secrets_core::ErrorKind;
 
@@ -63,10 +68,13 @@ pub(crate) enum Operation<'a> {
         audience: &'a str,
         claims: &'a ClaimHints,
     },
-    /// `GET /v1/<resource>:access` at `endpoint`.
+    /// IAM Credentials `generateAccessToken` for `account` at `endpoint`.
+    Impersonate { account: &'a str, endpoint: &'a str },
+    /// `GET /v1/<resource>:access` at `endpoint`, as `account` (empty: the federated token).
     Access {
         resource: &'a str,
         endpoint: &'a str,
+        account: &'a str,
     },
 }
 
@@ -144,6 +152,20 @@ impl From<Transport> for Outcome {
     }
 }
 
+/// Google's `error.status`, or the one the HTTP code stands for when it is absent.
+fn http_code(code: &str, status: u16) -> &str {
+    if !code.is_empty() {
+        return code;
+    }
+    match status {
+        400 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        _ => "",
+    }
+}
+
 const GCP_VARS: &str = "GCP_PROJECT_NUMBER, GCP_WORKLOAD_IDENTITY_FEDERATION_POOL_ID and GCP_WORKLOAD_IDENTITY_FEDERATION_PROVIDER_ID";
 
 /// The one classification: a failed request into a [`Failure`] with its fix.
@@ -153,7 +175,13 @@ pub(crate) fn classify(op: &Operation<'_>, outcome: &Outcome) -> Failure {
         Operation::Exchange { audience, .. } => {
             format!("failed to exchange sts token: the STS token exchange for {audience}")
         }
-        Operation::Access { resource, endpoint } => {
+        Operation::Impersonate { account, endpoint } => format!(
+            "failed to impersonate service account {account} ({IMPERSONATE_VARIABLE}): \
+             generateAccessToken at {endpoint}"
+        ),
+        Operation::Access {
+            resource, endpoint, ..
+        } => {
             format!("failed to get secret: access to {resource} at {endpoint}")
         }
     };
@@ -219,23 +247,43 @@ pub(crate) fn classify(op: &Operation<'_>, outcome: &Outcome) -> Failure {
             _ => failure(Unauthenticated)
                 .with_fix(format!("check the ID token and {GCP_VARS}")),
         },
-        Operation::Access { .. } => {
-            let code = if code.is_empty() {
-                match status {
-                    400 => "INVALID_ARGUMENT",
-                    401 => "UNAUTHENTICATED",
-                    403 => "PERMISSION_DENIED",
-                    404 => "NOT_FOUND",
-                    _ => "",
-                }
-            } else {
-                code
-            };
-            match code {
+        Operation::Impersonate { account, .. } => match http_code(code, status) {
+            "PERMISSION_DENIED" => failure(PermissionDenied).with_fix(format!(
+                "grant the federated principal roles/iam.workloadIdentityUser (or \
+                 roles/iam.serviceAccountTokenCreator) on the service account {account}, e.g. \
+                 principalSet://iam.googleapis.com/projects/<number>/locations/global/\
+                 workloadIdentityPools/<pool>/attribute.gitlab_project_id/<id>; check the email in \
+                 {IMPERSONATE_VARIABLE} (Google also answers this when the account does not \
+                 exist), or unset it to read with the federated identity"
+            )),
+            "NOT_FOUND" => failure(NotFound).with_fix(format!(
+                "the service account {account} does not exist: set {IMPERSONATE_VARIABLE} to \
+                 the email of an existing service account (NAME@PROJECT.iam.gserviceaccount.com), \
+                 or unset it"
+            )),
+            "UNAUTHENTICATED" => failure(Unauthenticated)
+                .with_fix("IAM Credentials refused the federated access token; retry the job"),
+            "FAILED_PRECONDITION" | "INVALID_ARGUMENT" => failure(InvalidConfig).with_fix(format!(
+                "check {IMPERSONATE_VARIABLE} (a service account email) and that the IAM \
+                 Credentials API (iamcredentials.googleapis.com) is enabled in the service \
+                 account's project"
+            )),
+            _ => failure(InvalidConfig).with_fix(format!(
+                "check {IMPERSONATE_VARIABLE} and CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS"
+            )),
+        },
+        Operation::Access { account, .. } => {
+            match http_code(code, status) {
                 "NOT_FOUND" => failure(NotFound).with_fix(
                     "check the secret name, its version and the project (GCP_PROJECT_NUMBER, or name the \
                      secret in full as projects/<project>/secrets/<id>)",
                 ),
+                "PERMISSION_DENIED" if !account.is_empty() => failure(PermissionDenied)
+                    .with_fix(format!(
+                        "grant roles/secretmanager.secretAccessor on the secret (or its project) to \
+                         serviceAccount:{account}, the account {IMPERSONATE_VARIABLE} impersonates; \
+                         Google also answers this when the secret does not exist"
+                    )),
                 "PERMISSION_DENIED" => failure(PermissionDenied).with_fix(
                     "grant roles/secretmanager.secretAccessor on the secret (or its project) to the \
                      federated principal, e.g. principalSet://iam.googleapis.com/projects/<number>/locations/\
@@ -246,8 +294,11 @@ pub(crate) fn classify(op: &Operation<'_>, outcome: &Outcome) -> Failure {
                     "the version is disabled or destroyed: enable it, or pin an enabled version \
                      (`latest` is the newest version, whatever its state)",
                 ),
-                "UNAUTHENTICATED" => failure(Unauthenticated)
-                    .with_fix("the federated access token was refused; retry the job"),
+                "UNAUTHENTICATED" => failure(Unauthenticated).with_fix(if account.is_empty() {
+                    "the federated access token was refused; retry the job".to_owned()
+                } else {
+                    format!("the access token impersonating {account} was refused; retry the job")
+                }),
                 "INVALID_ARGUMENT" => failure(InvalidSpec)
                     .with_fix("check the secret's `name` and `version`"),
                 _ => failure(InvalidConfig),
@@ -295,6 +346,16 @@ mod tests {
         let access = Operation::Access {
             resource: "projects/1/secrets/s/versions/latest",
             endpoint: "https://secretmanager.googleapis.com",
+            account: "",
+        };
+        let as_account = Operation::Access {
+            resource: "projects/1/secrets/s/versions/latest",
+            endpoint: "https://secretmanager.googleapis.com",
+            account: "r@p.iam.gserviceaccount.com",
+        };
+        let impersonate = Operation::Impersonate {
+            account: "r@p.iam.gserviceaccount.com",
+            endpoint: "https://iamcredentials.googleapis.com",
         };
         use ErrorKind::*;
         let cases: Vec<(&Operation<'_>, Outcome, ErrorKind, bool, &str)> = vec![
@@ -389,6 +450,42 @@ mod tests {
                 "secretAccessor",
             ),
             (&access, sm(404, None), NotFound, false, "secret name"),
+            (
+                &as_account,
+                sm(403, Some("PERMISSION_DENIED")),
+                PermissionDenied,
+                false,
+                "serviceAccount:r@p.iam.gserviceaccount.com",
+            ),
+            (
+                &impersonate,
+                sm(403, Some("PERMISSION_DENIED")),
+                PermissionDenied,
+                false,
+                "roles/iam.workloadIdentityUser",
+            ),
+            (
+                &impersonate,
+                sm(404, None),
+                NotFound,
+                false,
+                "CLOUDSDK_AUTH_IMPERSONATE_SERVICE_ACCOUNT",
+            ),
+            (
+                &impersonate,
+                sm(401, Some("UNAUTHENTICATED")),
+                Unauthenticated,
+                false,
+                "retry",
+            ),
+            (
+                &impersonate,
+                sm(400, Some("FAILED_PRECONDITION")),
+                InvalidConfig,
+                false,
+                "iamcredentials.googleapis.com",
+            ),
+            (&impersonate, sm(503, None), Unavailable, true, ""),
             (
                 &access,
                 sm(429, Some("RESOURCE_EXHAUSTED")),

@@ -1,13 +1,17 @@
-//! The two requests, on `provider-http`: the STS token exchange and `:access`.
+//! The requests, on `provider-http`: the STS token exchange, `:access` and, when the user
+//! opts in, IAM Credentials `generateAccessToken`.
 //!
 //! STS: `POST <sts>/v1/token`, no `Authorization`, the JSON body GitLab Runner's Go client
 //! sends (camelCase): `audience`, `grantType`, `requestedTokenType`, `scope`, `subjectToken`,
-//! `subjectTokenType`; the answer's `access_token`. Secret Manager: `GET
+//! `subjectTokenType`; the answer's `access_token`. Impersonation: `POST
+//! <iamcredentials>/v1/projects/-/serviceAccounts/<email>:generateAccessToken` with the
+//! federated token as bearer and `{"scope": ["https://www.googleapis.com/auth/cloud-platform"],
+//! "lifetime": "3600s"}`; the answer's `accessToken`. Secret Manager: `GET
 //! <endpoint>/v1/<resource>:access` with `Authorization: Bearer <access_token>`.
 
 use crate::answer::{AccessError, Accessed, parse_access_answer};
 use crate::classify::{ClaimHints, GoogleError, Operation, Outcome, classify};
-use crate::requests::{GCP_ACCESS, GCP_STS_EXCHANGE};
+use crate::requests::{GCP_ACCESS, GCP_GENERATE_ACCESS_TOKEN, GCP_STS_EXCHANGE};
 use provider_http::{Endpoint, Failure};
 use reqwest::Url;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
@@ -23,6 +27,21 @@ const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const REQUESTED_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 const SUBJECT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
 const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
+/// The impersonated token's lifetime: Google's default and longest without the org policy.
+const LIFETIME: &str = "3600s";
+
+#[derive(serde::Serialize)]
+struct GenerateBody<'a> {
+    scope: [&'a str; 1],
+    lifetime: &'a str,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GenerateAnswer {
+    #[serde(default, deserialize_with = "secret_string")]
+    access_token: Option<SecretString>,
+}
 
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -60,6 +79,29 @@ impl fmt::Debug for Server {
             .field("server", &self.display)
             .finish_non_exhaustive()
     }
+}
+
+/// The URL of `/v1/projects/-/serviceAccounts/<account>:generateAccessToken` under `base`.
+pub(crate) fn generate_url(base: &Url, account: &str) -> Option<Url> {
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .ok()?
+        .pop_if_empty()
+        .extend(["v1", "projects", "-", "serviceAccounts"])
+        .push(&format!("{account}:generateAccessToken"));
+    Some(url)
+}
+
+fn bearer(token: &SecretString, from: &str) -> Result<HeaderValue, Failure> {
+    let mut bearer =
+        HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).map_err(|_| {
+            Failure::new(
+                ErrorKind::Unexpected,
+                format!("{from} returned an access token that is not a valid header value"),
+            )
+        })?;
+    bearer.set_sensitive(true);
+    Ok(bearer)
 }
 
 /// The URL of `/v1/<resource>:access` under `base`, each segment escaped.
@@ -173,16 +215,92 @@ impl Server {
         .await
     }
 
-    /// `:access` of `resource` with `token`.
+    /// IAM Credentials `generateAccessToken` for `account`, with the federated `token`.
+    #[instrument(skip_all, fields(server = %self.display, service_account = %account))]
+    pub(crate) async fn generate_access_token(
+        &self,
+        account: &str,
+        token: &SecretString,
+    ) -> Result<SecretString, Failure> {
+        let op = Operation::Impersonate {
+            account,
+            endpoint: &self.display,
+        };
+        let url = generate_url(&self.base, account).ok_or_else(|| {
+            Failure::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "the IAM Credentials URL {} cannot take a path",
+                    self.display
+                ),
+            )
+        })?;
+        let bearer = bearer(token, "STS")?;
+        let body = serde_json::to_vec(&GenerateBody {
+            scope: [SCOPE],
+            lifetime: LIFETIME,
+        })
+        .map_err(|_| {
+            Failure::new(
+                ErrorKind::Unexpected,
+                "cannot encode the generateAccessToken request",
+            )
+        })?;
+        self.with_retry("generateAccessToken", || async {
+            let request = self
+                .endpoint
+                .http()
+                .post(url.clone())
+                .header(AUTHORIZATION, bearer.clone())
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.clone());
+            let answer = self
+                .endpoint
+                .send(GCP_GENERATE_ACCESS_TOKEN, request)
+                .await
+                .map_err(|t| classify(&op, &Outcome::Transport(t)))?;
+            if !answer.is_success() {
+                let error = GoogleError::parse(&answer.body, &[token.expose_secret()]);
+                return Err(classify(
+                    &op,
+                    &Outcome::Status {
+                        status: answer.status,
+                        error,
+                    },
+                )
+                .with_retry_after(answer.retry_after));
+            }
+            let parsed: GenerateAnswer = serde_json::from_slice(&answer.body).map_err(|_| {
+                classify(
+                    &op,
+                    &Outcome::Malformed("the answer is not IAM Credentials' JSON".into()),
+                )
+            })?;
+            parsed
+                .access_token
+                .filter(|t| !t.expose_secret().is_empty())
+                .ok_or_else(|| {
+                    classify(
+                        &op,
+                        &Outcome::Malformed("the answer has no accessToken".into()),
+                    )
+                })
+        })
+        .await
+    }
+
+    /// `:access` of `resource` with `token` (federated, or `account`'s when it impersonates).
     #[instrument(skip_all, fields(server = %self.display, resource = %resource))]
     pub(crate) async fn access(
         &self,
         resource: &str,
+        account: &str,
         token: &SecretString,
     ) -> Result<Accessed, Failure> {
         let op = Operation::Access {
             resource,
             endpoint: &self.display,
+            account,
         };
         let url = access_url(&self.base, resource).ok_or_else(|| {
             Failure::new(
@@ -190,14 +308,14 @@ impl Server {
                 format!("the Secret Manager URL {} cannot take a path", self.display),
             )
         })?;
-        let mut bearer = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
-            .map_err(|_| {
-                Failure::new(
-                    ErrorKind::Unexpected,
-                    "STS returned an access token that is not a valid header value",
-                )
-            })?;
-        bearer.set_sensitive(true);
+        let bearer = bearer(
+            token,
+            if account.is_empty() {
+                "STS"
+            } else {
+                "generateAccessToken"
+            },
+        )?;
         self.with_retry("secret access", || async {
             let request = self
                 .endpoint
@@ -233,7 +351,10 @@ impl Server {
 
 /// A 2xx answer that fails the checks.
 fn answer_failure(op: &Operation<'_>, e: &AccessError) -> Failure {
-    let Operation::Access { resource, endpoint } = op else {
+    let Operation::Access {
+        resource, endpoint, ..
+    } = op
+    else {
         return classify(op, &Outcome::Malformed(e.to_string()));
     };
     let what = format!("failed to get secret: access to {resource} at {endpoint}");
@@ -261,6 +382,21 @@ fn answer_failure(op: &Operation<'_>, e: &AccessError) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generate_urls_escape_the_account() {
+        let base = Url::parse("http://127.0.0.1:8080/").unwrap();
+        assert_eq!(
+            generate_url(&base, "r@p.iam.gserviceaccount.com")
+                .unwrap()
+                .as_str(),
+            "http://127.0.0.1:8080/v1/projects/-/serviceAccounts/r@p.iam.gserviceaccount.com:generateAccessToken"
+        );
+        assert_eq!(
+            generate_url(&base, "a?b#c").unwrap().path(),
+            "/v1/projects/-/serviceAccounts/a%3Fb%23c:generateAccessToken"
+        );
+    }
 
     #[test]
     fn access_urls_escape_each_segment() {

@@ -2,7 +2,7 @@
 //!
 //! Precedence, for each endpoint: an explicit builder call > the resolving process's
 //! environment (`CLOUDSDK_API_ENDPOINT_OVERRIDES_STS`, `CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER`,
-//! gcloud's names) > Google's endpoints. An override is a base URL (`https://host[:port][/]`);
+//! `CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS`, gcloud's names) > Google's endpoints. An override is a base URL (`https://host[:port][/]`);
 //! a trailing `/v1/` is accepted and dropped, since the requests add it. With a Secret
 //! Manager override, regional secrets are read there too (a regional endpoint cannot be
 //! derived from an override).
@@ -17,10 +17,19 @@ pub const STS_OVERRIDE: &str = "CLOUDSDK_API_ENDPOINT_OVERRIDES_STS";
 /// gcloud's Secret Manager endpoint override.
 pub const SECRETMANAGER_OVERRIDE: &str = "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER";
 
+/// gcloud's IAM Credentials endpoint override (impersonation's `generateAccessToken`).
+pub const IAMCREDENTIALS_OVERRIDE: &str = "CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS";
+/// The opt-in to impersonation: gcloud's `auth/impersonate_service_account` property as an
+/// environment variable, read as a CI/CD variable into the secret's
+/// `server.impersonate_service_account` (an extension GitLab does not send).
+pub const IMPERSONATE_VARIABLE: &str = "CLOUDSDK_AUTH_IMPERSONATE_SERVICE_ACCOUNT";
+
 /// Google STS.
 pub(crate) const DEFAULT_STS: &str = "https://sts.googleapis.com";
 /// Global Secret Manager.
 pub(crate) const DEFAULT_SECRETMANAGER: &str = "https://secretmanager.googleapis.com";
+/// IAM Credentials.
+pub(crate) const DEFAULT_IAMCREDENTIALS: &str = "https://iamcredentials.googleapis.com";
 
 /// Builds a [`GcpSecretManagerProvider`].
 ///
@@ -39,6 +48,7 @@ pub struct GcpSecretManagerBuilder {
     env: Environment,
     sts: Option<String>,
     secretmanager: Option<String>,
+    iamcredentials: Option<String>,
 }
 
 impl fmt::Debug for GcpSecretManagerBuilder {
@@ -47,6 +57,7 @@ impl fmt::Debug for GcpSecretManagerBuilder {
             .field("env", &self.env)
             .field("sts", &self.sts)
             .field("secretmanager", &self.secretmanager)
+            .field("iamcredentials", &self.iamcredentials)
             .finish()
     }
 }
@@ -57,6 +68,8 @@ pub(crate) struct Endpoints {
     pub(crate) sts: reqwest::Url,
     /// `None`: Google's, global or regional by the secret.
     pub(crate) secretmanager: Option<reqwest::Url>,
+    /// IAM Credentials, for impersonation.
+    pub(crate) iamcredentials: reqwest::Url,
 }
 
 impl Endpoints {
@@ -124,6 +137,12 @@ impl GcpSecretManagerBuilder {
         self
     }
 
+    /// The IAM Credentials base URL (impersonation), overriding [`IAMCREDENTIALS_OVERRIDE`].
+    pub fn with_iamcredentials_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.iamcredentials = Some(url.into());
+        self
+    }
+
     /// Builds the provider; fails with [`ErrorKind::InvalidConfig`] naming the setting when an
     /// endpoint is not an http(s) URL.
     pub fn build(self) -> Result<GcpSecretManagerProvider, Error> {
@@ -145,9 +164,19 @@ impl GcpSecretManagerBuilder {
             })?,
         };
         let secretmanager = pick(self.secretmanager.clone(), SECRETMANAGER_OVERRIDE)?;
+        let iamcredentials = match pick(self.iamcredentials.clone(), IAMCREDENTIALS_OVERRIDE)? {
+            Some(url) => url,
+            None => reqwest::Url::parse(DEFAULT_IAMCREDENTIALS).map_err(|_| {
+                Error::new(
+                    ErrorKind::Unexpected,
+                    "the default IAM Credentials URL does not parse",
+                )
+            })?,
+        };
         Ok(GcpSecretManagerProvider::new(Endpoints {
             sts,
             secretmanager,
+            iamcredentials,
         }))
     }
 }
@@ -162,6 +191,7 @@ mod tests {
         let env: Environment = [
             (STS_OVERRIDE, "http://127.0.0.1:9/v1/"),
             (SECRETMANAGER_OVERRIDE, "http://127.0.0.1:10/"),
+            (IAMCREDENTIALS_OVERRIDE, "http://127.0.0.1:11/v1"),
         ]
         .into_iter()
         .collect();
@@ -170,6 +200,10 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(display_url(&p.endpoints().sts), "http://127.0.0.1:9");
+        assert_eq!(
+            display_url(&p.endpoints().iamcredentials),
+            "http://127.0.0.1:11"
+        );
         assert_eq!(
             p.endpoints()
                 .secretmanager_for(&Location::Regional("us-east1".into())),
@@ -184,6 +218,10 @@ mod tests {
 
         let p = GcpSecretManagerBuilder::new().build().unwrap();
         assert_eq!(display_url(&p.endpoints().sts), DEFAULT_STS);
+        assert_eq!(
+            display_url(&p.endpoints().iamcredentials),
+            DEFAULT_IAMCREDENTIALS
+        );
         assert_eq!(
             p.endpoints().secretmanager_for(&Location::Global),
             DEFAULT_SECRETMANAGER

@@ -1,8 +1,9 @@
 //! The offline description of the GCP Secret Manager provider: token location, reference
 //! text, plan, request kinds, log targets and what a workload identity pool provider needs.
 
+use crate::config::IMPERSONATE_VARIABLE;
 use crate::grouping::{group, reference};
-use crate::requests::{ALL, GCP_ACCESS, GCP_STS_EXCHANGE};
+use crate::requests::{ALL, GCP_ACCESS, GCP_GENERATE_ACCESS_TOKEN, GCP_STS_EXCHANGE};
 use auth_oidc::Claims;
 use secrets_core::payload::token_reference;
 use secrets_core::{PlannedIdentity, ProviderDescriptor, ProviderKind, Secret, TrustHint};
@@ -72,7 +73,8 @@ impl ProviderDescriptor for GcpSecretManagerDescriptor {
             .unwrap_or_default()
     }
 
-    /// One STS exchange per (audience, ID token) and one access per distinct version.
+    /// One STS exchange per (audience, ID token), one `generateAccessToken` per service
+    /// account it impersonates (opt-in) and one access per distinct version and principal.
     fn plan(&self, secrets: &[(&str, &Secret)]) -> Vec<PlannedIdentity> {
         let (groups, _) = group(secrets.iter().copied());
         groups
@@ -85,7 +87,11 @@ impl ProviderDescriptor for GcpSecretManagerDescriptor {
                     ProviderKind::GcpSecretManager,
                     identity,
                     variables,
-                    [(GCP_STS_EXCHANGE, 1), (GCP_ACCESS, reads.len() as u64)],
+                    [
+                        (GCP_STS_EXCHANGE, 1),
+                        (GCP_GENERATE_ACCESS_TOKEN, g.service_accounts().len() as u64),
+                        (GCP_ACCESS, reads.len() as u64),
+                    ],
                 )
             })
             .collect()
@@ -122,6 +128,11 @@ impl ProviderDescriptor for GcpSecretManagerDescriptor {
                 claim("project_id")
             ),
         ];
+        notes.push(format!(
+            "To impersonate a service account instead ({IMPERSONATE_VARIABLE}), grant that principal set \
+             roles/iam.workloadIdentityUser on the service account, and the service account \
+             roles/secretmanager.secretAccessor on the secrets."
+        ));
         if sub.len() > SUBJECT_LIMIT {
             notes.push(format!(
                 "google.subject = assertion.sub is {} bytes, over Google's {SUBJECT_LIMIT}-byte limit: STS \
@@ -186,5 +197,6 @@ mod tests {
         let notes = hint.notes.join("\n");
         assert!(notes.contains("over Google's 127-byte limit"), "{notes}");
         assert!(notes.contains("attribute.gitlab_project_id/42"), "{notes}");
+        assert!(notes.contains("roles/iam.workloadIdentityUser"), "{notes}");
     }
 }

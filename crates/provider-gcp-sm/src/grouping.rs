@@ -1,7 +1,8 @@
 //! The offline half of a resolution, shared by the live path and the plan: each secret
-//! checked without I/O, grouped by identity (STS audience and ID token), and each
-//! identity's distinct versions to read.
+//! checked without I/O, grouped by identity (STS audience and ID token), each identity's
+//! service accounts to impersonate (opt-in) and its distinct versions to read.
 
+use crate::config::IMPERSONATE_VARIABLE;
 use crate::resource::{Location, resolve, sts_audience};
 use provider_http::Failure;
 use secrets_core::payload::GcpSecret;
@@ -15,7 +16,12 @@ pub(crate) struct Planned<'a> {
     pub(crate) reference: String,
     pub(crate) resource: String,
     pub(crate) location: Location,
+    /// The service account to impersonate; empty: read with the federated token.
+    pub(crate) service_account: &'a str,
 }
+
+/// One distinct read: the version, where it lives, and as whom (empty: federated).
+pub(crate) type Read<'s> = (&'s str, &'s Location, &'s str);
 
 /// Who exchanges what at STS. Holds the ID token (after expansion), so it has no `Debug`.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -31,17 +37,31 @@ pub(crate) struct Group<'a> {
 }
 
 impl Group<'_> {
-    /// The distinct (resource, location) pairs in first-use order, and each member's index
-    /// into them.
-    pub(crate) fn distinct_reads(&self) -> (Vec<(&str, &Location)>, Vec<usize>) {
-        let mut reads: Vec<(&str, &Location)> = Vec::new();
+    /// The distinct service accounts to impersonate, in first-use order (one
+    /// `generateAccessToken` each).
+    pub(crate) fn service_accounts(&self) -> Vec<&str> {
+        let mut accounts: Vec<&str> = Vec::new();
+        for m in &self.members {
+            if !m.service_account.is_empty() && !accounts.contains(&m.service_account) {
+                accounts.push(m.service_account);
+            }
+        }
+        accounts
+    }
+
+    /// The distinct (resource, location, service account) reads in first-use order, and each
+    /// member's index into them.
+    pub(crate) fn distinct_reads(&self) -> (Vec<Read<'_>>, Vec<usize>) {
+        let mut reads: Vec<Read<'_>> = Vec::new();
         let mut read_of = Vec::with_capacity(self.members.len());
         for m in &self.members {
             let at = reads
                 .iter()
-                .position(|(r, l)| *r == m.resource && *l == &m.location)
+                .position(|(r, l, a)| {
+                    *r == m.resource && *l == &m.location && *a == m.service_account
+                })
                 .unwrap_or_else(|| {
-                    reads.push((&m.resource, &m.location));
+                    reads.push((&m.resource, &m.location, m.service_account));
                     reads.len() - 1
                 });
             read_of.push(at);
@@ -54,15 +74,22 @@ fn show(s: &str) -> &str {
     if s.is_empty() { "(empty)" } else { s }
 }
 
-/// `gcp_secret_manager projects/1/secrets/db/versions/latest via project 1 pool p provider q`.
+/// `gcp_secret_manager projects/1/secrets/db/versions/latest via project 1 pool p provider q`,
+/// then ` as sa@p.iam.gserviceaccount.com` when it impersonates.
 pub(crate) fn reference(g: &GcpSecret) -> String {
     let s = &g.server;
     let resource = resolve(&s.project_number, &g.name, &g.version).0;
+    let account = s.impersonate_service_account.trim();
     format!(
-        "gcp_secret_manager {resource} via project {} pool {} provider {}",
+        "gcp_secret_manager {resource} via project {} pool {} provider {}{}",
         show(&s.project_number),
         show(&s.workload_identity_federation_pool_id),
         show(&s.workload_identity_federation_provider_id),
+        if account.is_empty() {
+            String::new()
+        } else {
+            format!(" as {account}")
+        },
     )
 }
 
@@ -131,6 +158,21 @@ fn check<'a>(
             "name the secret by its id or its full resource name",
         );
     }
+    let service_account = s.impersonate_service_account.trim();
+    if service_account
+        .chars()
+        .any(|c| c == '/' || c.is_whitespace() || c.is_control())
+    {
+        return fail(
+            ErrorKind::InvalidConfig,
+            &format!("{IMPERSONATE_VARIABLE} is not a service account"),
+            &format!(
+                "set {IMPERSONATE_VARIABLE} to the email of the service account to impersonate \
+                 (NAME@PROJECT.iam.gserviceaccount.com), or unset it to read with the federated \
+                 identity"
+            ),
+        );
+    }
     if s.jwt.is_empty() {
         return fail(
             ErrorKind::InvalidConfig,
@@ -155,6 +197,7 @@ fn check<'a>(
             reference,
             resource,
             location,
+            service_account,
         },
     ))
 }
@@ -200,6 +243,7 @@ mod tests {
                     workload_identity_federation_pool_id: "pool".into(),
                     workload_identity_federation_provider_id: provider.into(),
                     jwt: jwt.into(),
+                    impersonate_service_account: String::new(),
                 },
             }),
             ..Secret::default()
@@ -245,6 +289,55 @@ mod tests {
                 .1
                 .to_string()
                 .contains("GCP_PROJECT_NUMBER is empty")
+        );
+    }
+
+    #[test]
+    fn impersonation_is_one_token_per_account_and_part_of_the_read() {
+        let mut a = secret("a", "1", "p", "$T");
+        let sa = |s: &mut Secret, account: &str| {
+            if let Some(g) = s.gcp_secret_manager.as_mut() {
+                g.server.impersonate_service_account = account.into();
+            }
+        };
+        sa(&mut a, "r@p.iam.gserviceaccount.com");
+        let mut b = secret("a", "1", "p", "$T");
+        sa(&mut b, " r@p.iam.gserviceaccount.com ");
+        let plain = secret("a", "1", "p", "$T");
+        let mut other = secret("b", "1", "p", "$T");
+        sa(&mut other, "w@p.iam.gserviceaccount.com");
+        let mut bad = secret("b", "1", "p", "$T");
+        sa(&mut bad, "projects/-/serviceAccounts/x");
+        let secrets = [("A", a), ("B", b), ("P", plain), ("O", other), ("X", bad)];
+        let (groups, failed) = group(secrets.iter().map(|(v, s)| (*v, s)));
+        assert_eq!(
+            groups.len(),
+            1,
+            "impersonation does not split the STS identity"
+        );
+        assert_eq!(
+            groups[0].service_accounts(),
+            ["r@p.iam.gserviceaccount.com", "w@p.iam.gserviceaccount.com"]
+        );
+        let (reads, read_of) = groups[0].distinct_reads();
+        assert_eq!(
+            reads.len(),
+            3,
+            "the same version as another principal is another read"
+        );
+        assert_eq!(read_of, [0, 0, 1, 2]);
+        assert!(
+            groups[0].members[0]
+                .reference
+                .ends_with(" as r@p.iam.gserviceaccount.com"),
+            "{}",
+            groups[0].members[0].reference
+        );
+        assert_eq!(failed.len(), 1);
+        assert!(
+            failed[0].1.to_string().contains(IMPERSONATE_VARIABLE),
+            "{}",
+            failed[0].1
         );
     }
 }

@@ -6,8 +6,10 @@
 //! (Castagnoli) is checked, and the value is the payload's bytes. It does better: one STS
 //! exchange per distinct (audience, ID token), one read per distinct resource, concurrent
 //! bounded reads, retries of transient failures, a clean error when the checksum is absent,
-//! regional secrets, and classified errors that name the variable, the resource and the fix,
-//! never a value or a token.
+//! regional secrets, opt-in service-account impersonation (IAM Credentials
+//! `generateAccessToken`, once per identity and service account, when
+//! [`IMPERSONATE_VARIABLE`] is set), and classified errors that name the variable, the
+//! resource and the fix, never a value or a token.
 //!
 //! ```no_run
 //! use provider_gcp_sm::GcpSecretManagerBuilder;
@@ -33,7 +35,10 @@ mod provider;
 mod resource;
 
 pub use answer::{AccessError, Accessed, parse_access_answer};
-pub use config::{GcpSecretManagerBuilder, SECRETMANAGER_OVERRIDE, STS_OVERRIDE};
+pub use config::{
+    GcpSecretManagerBuilder, IAMCREDENTIALS_OVERRIDE, IMPERSONATE_VARIABLE, SECRETMANAGER_OVERRIDE,
+    STS_OVERRIDE,
+};
 pub use descriptor::{DESCRIPTOR, GcpSecretManagerDescriptor};
 pub use provider::GcpSecretManagerProvider;
 pub use resource::{sts_audience, version_resource};
@@ -45,10 +50,14 @@ pub mod requests {
     /// STS `POST /v1/token` (token exchange).
     pub const GCP_STS_EXCHANGE: RequestKind =
         RequestKind::new("gcp_sts_exchange", RequestRole::Login);
+    /// IAM Credentials `POST /v1/projects/-/serviceAccounts/<email>:generateAccessToken`
+    /// (opt-in impersonation).
+    pub const GCP_GENERATE_ACCESS_TOKEN: RequestKind =
+        RequestKind::new("gcp_generate_access_token", RequestRole::Login);
     /// Secret Manager `GET /v1/<version>:access`.
     pub const GCP_ACCESS: RequestKind = RequestKind::new("gcp_access", RequestRole::Read);
     /// Every kind, for the report and the plan.
-    pub const ALL: &[RequestKind] = &[GCP_STS_EXCHANGE, GCP_ACCESS];
+    pub const ALL: &[RequestKind] = &[GCP_STS_EXCHANGE, GCP_GENERATE_ACCESS_TOKEN, GCP_ACCESS];
 }
 
 impl GcpSecretManagerProvider {

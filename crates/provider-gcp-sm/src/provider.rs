@@ -5,8 +5,10 @@
 //! 1. each secret is checked (the `GCP_*` settings, name, version, token) without I/O;
 //! 2. secrets are grouped by identity (STS audience, ID token);
 //! 3. identities exchange their token at STS concurrently, once each;
-//! 4. each identity reads each distinct version once, concurrently, bounded per endpoint by
-//!    `ctx.max_concurrency`; results come back in request order.
+//! 4. where the user opted in (`CLOUDSDK_AUTH_IMPERSONATE_SERVICE_ACCOUNT`), each identity
+//!    impersonates each of its service accounts once (`generateAccessToken`), concurrently;
+//! 5. each identity reads each distinct version once per principal, concurrently, bounded per
+//!    endpoint by `ctx.max_concurrency`; results come back in request order.
 
 use crate::classify::ClaimHints;
 use crate::client::Server;
@@ -17,6 +19,7 @@ use async_trait::async_trait;
 use auth_oidc::IdToken;
 use futures_util::future::join_all;
 use provider_http::{ClientSettings, Failure, Slots};
+use secrecy::SecretString;
 use secrets_core::{
     DeadlinePassed, Error, ErrorKind, ProviderDescriptor, ResolveContext, Resolved, SecretProvider,
     SecretRequest,
@@ -40,6 +43,7 @@ impl fmt::Debug for GcpSecretManagerProvider {
                 "secretmanager",
                 &self.endpoints.secretmanager.as_ref().map(|u| u.as_str()),
             )
+            .field("iamcredentials", &self.endpoints.iamcredentials.as_str())
             .finish()
     }
 }
@@ -62,6 +66,7 @@ impl GcpSecretManagerProvider {
         &self,
         group: Group<'_>,
         sts: &Server,
+        iamcredentials: &Server,
         secretmanager: &HashMap<String, Server>,
         ctx: &ResolveContext,
     ) -> Outcomes {
@@ -101,20 +106,63 @@ impl GcpSecretManagerProvider {
             Ok(Err(e)) => return fail_all(&e),
             Err(late) => return fail_late(late),
         };
-        let answers = ctx
-            .before_deadline(join_all(reads.iter().map(|(resource, location)| {
-                let base = self.endpoints.secretmanager_for(location);
+        // Opt-in impersonation: one token per service account, all at once.
+        let accounts = group.service_accounts();
+        let impersonated = ctx
+            .before_deadline(join_all(accounts.iter().map(|account| {
                 let token = &token;
                 async move {
-                    match secretmanager.get(&base) {
-                        Some(server) => server.access(resource, token).await,
-                        None => Err(Failure::new(
-                            ErrorKind::Unexpected,
-                            format!("no client for {base}"),
-                        )),
-                    }
+                    iamcredentials
+                        .generate_access_token(account, token)
+                        .await
+                        .map(|t| (*account, t))
                 }
             })))
+            .await;
+        let impersonated: Vec<Result<(&str, SecretString), Failure>> = match impersonated {
+            Ok(tokens) => tokens,
+            Err(late) => return fail_late(late),
+        };
+        if !accounts.is_empty() {
+            tracing::debug!(
+                accounts = accounts.len(),
+                "impersonated the service accounts"
+            );
+        }
+        let token_for = |account: &str| -> Result<&SecretString, Failure> {
+            if account.is_empty() {
+                return Ok(&token);
+            }
+            match impersonated
+                .iter()
+                .zip(&accounts)
+                .find(|(_, a)| **a == account)
+            {
+                Some((Ok((_, t)), _)) => Ok(t),
+                Some((Err(e), _)) => Err(e.clone()),
+                None => Err(Failure::new(
+                    ErrorKind::Unexpected,
+                    format!("no token was generated for {account}"),
+                )),
+            }
+        };
+        let answers = ctx
+            .before_deadline(join_all(reads.iter().map(
+                |(resource, location, account)| {
+                    let base = self.endpoints.secretmanager_for(location);
+                    let token = token_for(account);
+                    async move {
+                        let token = token?;
+                        match secretmanager.get(&base) {
+                            Some(server) => server.access(resource, account, token).await,
+                            None => Err(Failure::new(
+                                ErrorKind::Unexpected,
+                                format!("no client for {base}"),
+                            )),
+                        }
+                    }
+                },
+            )))
             .await;
         let answers = match answers {
             Ok(answers) => answers,
@@ -186,6 +234,7 @@ impl SecretProvider for GcpSecretManagerProvider {
             }
         };
         let sts = Server::new(http.clone(), self.endpoints.sts.clone(), ctx);
+        let iamcredentials = Server::new(http.clone(), self.endpoints.iamcredentials.clone(), ctx);
         // One client (and concurrency bound) per Secret Manager endpoint.
         let mut secretmanager: HashMap<String, Server> = HashMap::new();
         for g in &groups {
@@ -203,7 +252,7 @@ impl SecretProvider for GcpSecretManagerProvider {
         }
         let runs = groups
             .into_iter()
-            .map(|g| self.run_group(g, &sts, &secretmanager, ctx));
+            .map(|g| self.run_group(g, &sts, &iamcredentials, &secretmanager, ctx));
         for (index, result) in join_all(runs).await.into_iter().flatten() {
             results.fill(index, result);
         }

@@ -192,3 +192,153 @@ async fn canaries_never_leak() {
         assert!(!logs.contains(canary), "the logs show {canary}");
     }
 }
+
+const IMPERSONATED: &str = "ya29.canary-impersonated-3b8a";
+const ACCOUNT: &str = "reader@proj.iam.gserviceaccount.com";
+
+fn secret_as(name: &str, account: &str) -> Value {
+    let mut s = secret(name);
+    s["gcp_secret_manager"]["server"]["impersonate_service_account"] = account.into();
+    s
+}
+
+fn impersonating_resolver(server: &MockServer) -> Resolver {
+    let provider = GcpSecretManagerBuilder::new()
+        .with_sts_endpoint(server.uri())
+        .with_secretmanager_endpoint(server.uri())
+        .with_iamcredentials_endpoint(server.uri())
+        .build()
+        .unwrap();
+    Resolver::builder()
+        .with_provider(Arc::new(provider))
+        .with_options(ResolveOptions::default())
+        .build()
+}
+
+/// STS as [`server`], then IAM Credentials and a read that admit only the impersonated token.
+async fn impersonation_server() -> MockServer {
+    let server = server().await;
+    let federated = format!("Bearer {ACCESS}");
+    Mock::given(method("POST"))
+        .and(path(format!(
+            "/v1/projects/-/serviceAccounts/{ACCOUNT}:generateAccessToken"
+        )))
+        .and(header("authorization", federated.as_str()))
+        .and(header("content-type", "application/json"))
+        .and(body_json(json!({
+            "scope": ["https://www.googleapis.com/auth/cloud-platform"],
+            "lifetime": "3600s",
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "accessToken": IMPERSONATED, "expireTime": "2099-01-01T00:00:00Z"})))
+        .mount(&server)
+        .await;
+    // A refusal that echoes the federated token.
+    Mock::given(method("POST"))
+        .and(path(
+            "/v1/projects/-/serviceAccounts/echo@proj.iam.gserviceaccount.com:generateAccessToken",
+        ))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({"error": {
+            "code": 403, "status": "PERMISSION_DENIED",
+            "message": format!("Permission 'iam.serviceAccounts.getAccessToken' denied for {ACCESS}")}})))
+        .mount(&server)
+        .await;
+    let impersonated = format!("Bearer {IMPERSONATED}");
+    Mock::given(method("GET"))
+        .and(path("/v1/projects/1/secrets/sa/versions/latest:access"))
+        .and(header("authorization", impersonated.as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(access_body(VALUE, None)))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(
+            "/v1/projects/1/secrets/sa-echo/versions/latest:access",
+        ))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({"error": {
+            "code": 403, "status": "PERMISSION_DENIED",
+            "message": format!("denied for {IMPERSONATED}")}})))
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn impersonation_requests_exactly() {
+    let server = impersonation_server().await;
+    let p = payload(json!({"A": secret_as("sa", ACCOUNT), "B": secret_as("sa", ACCOUNT)}));
+    let resolution = impersonating_resolver(&server)
+        .resolve_payload(&p)
+        .await
+        .unwrap();
+    assert_eq!(resolution.variables[0].value.expose(), VALUE);
+    assert_eq!(resolution.variables[1].value.expose(), VALUE);
+    let received = server.received_requests().await.unwrap();
+    let paths: Vec<&str> = received.iter().map(|r| r.url.path()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/v1/token",
+            "/v1/projects/-/serviceAccounts/reader@proj.iam.gserviceaccount.com:generateAccessToken",
+            "/v1/projects/1/secrets/sa/versions/latest:access",
+        ]
+    );
+    assert_eq!(received[1].method.as_str(), "POST");
+    assert_eq!(
+        received[1].headers["authorization"],
+        format!("Bearer {ACCESS}").as_str(),
+        "the federated token is the bearer"
+    );
+    let body: Value = serde_json::from_slice(&received[1].body).unwrap();
+    assert_eq!(
+        body,
+        json!({"scope": ["https://www.googleapis.com/auth/cloud-platform"], "lifetime": "3600s"})
+    );
+    assert_eq!(
+        received[2].headers["authorization"],
+        format!("Bearer {IMPERSONATED}").as_str()
+    );
+    assert_eq!(
+        resolution.report.requests_of("gcp_generate_access_token"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn impersonation_canaries_never_leak() {
+    let _ = canary_capture::logs();
+    let server = impersonation_server().await;
+    let jwt = id_token();
+    let forbidden = [
+        VALUE,
+        ACCESS,
+        IMPERSONATED,
+        jwt.as_str(),
+        "canary-signature-e0f4",
+    ];
+    let ok = impersonating_resolver(&server)
+        .resolve_payload(&payload(json!({"A": secret_as("sa", ACCOUNT)})))
+        .await
+        .unwrap();
+    let shown = format!("{ok:?} {:?} {:?}", ok.report, ok.variables);
+    for canary in &forbidden[1..] {
+        assert!(!shown.contains(canary), "a resolution shows {canary}");
+    }
+    for (name, account) in [
+        ("sa", "echo@proj.iam.gserviceaccount.com"),
+        ("sa-echo", ACCOUNT),
+    ] {
+        let failure = impersonating_resolver(&server)
+            .resolve_payload(&payload(json!({"A": secret_as(name, account)})))
+            .await
+            .unwrap_err();
+        let shown = format!("{failure} {failure:?} {:?}", failure.errors);
+        assert!(shown.contains("PERMISSION_DENIED"), "{shown}");
+        for canary in forbidden {
+            assert!(!shown.contains(canary), "{name} shows {canary}: {shown}");
+        }
+    }
+    let logs = canary_capture::logs().text();
+    for canary in forbidden {
+        assert!(!logs.contains(canary), "the logs show {canary}");
+    }
+}

@@ -157,6 +157,7 @@ impl Secret {
             x(&mut g.server.project_number);
             x(&mut g.server.workload_identity_federation_pool_id);
             x(&mut g.server.workload_identity_federation_provider_id);
+            x(&mut g.server.impersonate_service_account);
             xt(&mut g.server.jwt);
         }
         if let Some(a) = &mut self.azure_key_vault {

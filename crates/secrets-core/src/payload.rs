@@ -407,6 +407,15 @@ pub struct GcpServer {
     /// The secret's `token`.
     #[serde(default, deserialize_with = "null_as_default")]
     pub jwt: Token,
+    /// Extension, never sent by GitLab: a service account to impersonate (IAM Credentials
+    /// `generateAccessToken`) after the STS exchange, from
+    /// `CLOUDSDK_AUTH_IMPERSONATE_SERVICE_ACCOUNT`; empty: none, as GitLab Runner.
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub impersonate_service_account: String,
 }
 
 impl fmt::Debug for GcpServer {
@@ -422,6 +431,10 @@ impl fmt::Debug for GcpServer {
                 &self.workload_identity_federation_provider_id,
             )
             .field("jwt", &self.jwt)
+            .field(
+                "impersonate_service_account",
+                &self.impersonate_service_account,
+            )
             .finish()
     }
 }

@@ -5,7 +5,9 @@
 
 use auth_oidc::testing::{GitlabClaims, Issuer, IssuerKey, Minter, SpawnedIssuer};
 use cloud_fakes::{Fixture, RunningFakes};
-use provider_gcp_sm::{GcpSecretManagerBuilder, SECRETMANAGER_OVERRIDE, STS_OVERRIDE};
+use provider_gcp_sm::{
+    GcpSecretManagerBuilder, IAMCREDENTIALS_OVERRIDE, SECRETMANAGER_OVERRIDE, STS_OVERRIDE,
+};
 use secrecy::ExposeSecret as _;
 use secrets_core::{Environment, JobPayload, JobVariable};
 use secrets_resolver::{ResolveOptions, Resolver};
@@ -16,6 +18,8 @@ use std::sync::{Arc, OnceLock};
 pub const PROJECT: &str = "123456789012";
 pub const POOL: &str = "gitlab-pool";
 pub const PROVIDER: &str = "gitlab-provider";
+/// The fixture's service account; project 42's federated principal may impersonate it.
+pub const SA_EMAIL: &str = "secret-reader@ci-secrets-test.iam.gserviceaccount.com";
 
 /// One key per test binary: generation is slow in unoptimised builds.
 pub fn key() -> &'static IssuerKey {
@@ -72,9 +76,13 @@ impl Harness {
     /// gcloud's overrides pointing at the fake.
     pub fn env(&self) -> Environment {
         let url = self.fakes.gcp_url();
-        [(STS_OVERRIDE, url.clone()), (SECRETMANAGER_OVERRIDE, url)]
-            .into_iter()
-            .collect()
+        [
+            (STS_OVERRIDE, url.clone()),
+            (SECRETMANAGER_OVERRIDE, url.clone()),
+            (IAMCREDENTIALS_OVERRIDE, url),
+        ]
+        .into_iter()
+        .collect()
     }
 
     pub fn resolver(&self) -> Resolver {
@@ -139,6 +147,14 @@ pub fn gcp_with(name: &str, version: &str, provider: &str) -> Value {
         "workload_identity_federation_pool_id": POOL,
         "workload_identity_federation_provider_id": provider,
         "jwt": "$GCP_ID_TOKEN"}}, "file": false, "token": "$GCP_ID_TOKEN"})
+}
+
+/// [`gcp`] impersonating `account` (the extension field the normaliser fills from
+/// `CLOUDSDK_AUTH_IMPERSONATE_SERVICE_ACCOUNT`).
+pub fn gcp_as(name: &str, version: &str, account: &str) -> Value {
+    let mut secret = gcp(name, version);
+    secret["gcp_secret_manager"]["server"]["impersonate_service_account"] = account.into();
+    secret
 }
 
 pub fn payload(secrets: Value, token: &str) -> JobPayload {

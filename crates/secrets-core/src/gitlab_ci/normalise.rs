@@ -278,6 +278,11 @@ impl CiJob {
                         "GCP_WORKLOAD_IDENTITY_FEDERATION_PROVIDER_ID",
                     )?,
                     jwt: token.unwrap_or_default().into(),
+                    // Extension: opt-in impersonation, gcloud's variable.
+                    impersonate_service_account: setting(
+                        "CLOUDSDK_AUTH_IMPERSONATE_SERVICE_ACCOUNT",
+                    )
+                    .unwrap_or_default(),
                 };
                 secret.gcp_secret_manager = Some(GcpSecret {
                     name,
