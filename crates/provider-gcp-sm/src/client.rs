@@ -16,7 +16,7 @@ use provider_http::{Endpoint, Failure};
 use reqwest::Url;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use secrecy::{ExposeSecret as _, SecretString};
-use secrets_core::{ErrorKind, ResolveContext, RetryPolicy};
+use secrets_core::{ErrorKind, RequestKind, ResolveContext, RetryPolicy};
 use serde::Deserialize;
 use std::fmt;
 use std::future::Future;
@@ -62,6 +62,29 @@ fn secret_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Secret
 struct ExchangeAnswer {
     #[serde(default, deserialize_with = "secret_string")]
     access_token: Option<SecretString>,
+}
+
+/// The JSON answer of a token request: whose JSON it is, and its token field.
+trait TokenAnswer: serde::de::DeserializeOwned {
+    const JSON: &'static str;
+    const FIELD: &'static str;
+    fn token(self) -> Option<SecretString>;
+}
+
+impl TokenAnswer for ExchangeAnswer {
+    const JSON: &'static str = "STS's JSON";
+    const FIELD: &'static str = "access_token";
+    fn token(self) -> Option<SecretString> {
+        self.access_token
+    }
+}
+
+impl TokenAnswer for GenerateAnswer {
+    const JSON: &'static str = "IAM Credentials' JSON";
+    const FIELD: &'static str = "accessToken";
+    fn token(self) -> Option<SecretString> {
+        self.access_token
+    }
 }
 
 /// One Google server of one resolution.
@@ -180,37 +203,8 @@ impl Server {
                 .post(url.clone())
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.to_vec());
-            let answer = self
-                .endpoint
-                .send(GCP_STS_EXCHANGE, request)
+            self.fetch_token::<ExchangeAnswer>(&op, GCP_STS_EXCHANGE, request, jwt)
                 .await
-                .map_err(|t| classify(&op, &Outcome::Transport(t)))?;
-            if !answer.is_success() {
-                let error = GoogleError::parse(&answer.body, &[jwt]);
-                return Err(classify(
-                    &op,
-                    &Outcome::Status {
-                        status: answer.status,
-                        error,
-                    },
-                )
-                .with_retry_after(answer.retry_after));
-            }
-            let parsed: ExchangeAnswer = serde_json::from_slice(&answer.body).map_err(|_| {
-                classify(
-                    &op,
-                    &Outcome::Malformed("the answer is not STS's JSON".into()),
-                )
-            })?;
-            parsed
-                .access_token
-                .filter(|t| !t.expose_secret().is_empty())
-                .ok_or_else(|| {
-                    classify(
-                        &op,
-                        &Outcome::Malformed("the answer has no access_token".into()),
-                    )
-                })
         })
         .await
     }
@@ -254,39 +248,57 @@ impl Server {
                 .header(AUTHORIZATION, bearer.clone())
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.clone());
-            let answer = self
-                .endpoint
-                .send(GCP_GENERATE_ACCESS_TOKEN, request)
-                .await
-                .map_err(|t| classify(&op, &Outcome::Transport(t)))?;
-            if !answer.is_success() {
-                let error = GoogleError::parse(&answer.body, &[token.expose_secret()]);
-                return Err(classify(
-                    &op,
-                    &Outcome::Status {
-                        status: answer.status,
-                        error,
-                    },
-                )
-                .with_retry_after(answer.retry_after));
-            }
-            let parsed: GenerateAnswer = serde_json::from_slice(&answer.body).map_err(|_| {
-                classify(
-                    &op,
-                    &Outcome::Malformed("the answer is not IAM Credentials' JSON".into()),
-                )
-            })?;
-            parsed
-                .access_token
-                .filter(|t| !t.expose_secret().is_empty())
-                .ok_or_else(|| {
-                    classify(
-                        &op,
-                        &Outcome::Malformed("the answer has no accessToken".into()),
-                    )
-                })
+            self.fetch_token::<GenerateAnswer>(
+                &op,
+                GCP_GENERATE_ACCESS_TOKEN,
+                request,
+                token.expose_secret(),
+            )
+            .await
         })
         .await
+    }
+
+    /// Sends one token request (the STS exchange or `generateAccessToken`) and returns the
+    /// token its JSON answer holds; `scrub` is the credential an error body must not show.
+    async fn fetch_token<A: TokenAnswer>(
+        &self,
+        op: &Operation<'_>,
+        kind: RequestKind,
+        request: reqwest::RequestBuilder,
+        scrub: &str,
+    ) -> Result<SecretString, Failure> {
+        let answer = self
+            .endpoint
+            .send(kind, request)
+            .await
+            .map_err(|t| classify(op, &Outcome::Transport(t)))?;
+        if !answer.is_success() {
+            let error = GoogleError::parse(&answer.body, &[scrub]);
+            return Err(classify(
+                op,
+                &Outcome::Status {
+                    status: answer.status,
+                    error,
+                },
+            )
+            .with_retry_after(answer.retry_after));
+        }
+        let parsed: A = serde_json::from_slice(&answer.body).map_err(|_| {
+            classify(
+                op,
+                &Outcome::Malformed(format!("the answer is not {}", A::JSON)),
+            )
+        })?;
+        parsed
+            .token()
+            .filter(|t| !t.expose_secret().is_empty())
+            .ok_or_else(|| {
+                classify(
+                    op,
+                    &Outcome::Malformed(format!("the answer has no {}", A::FIELD)),
+                )
+            })
     }
 
     /// `:access` of `resource` with `token` (federated, or `account`'s when it impersonates).
