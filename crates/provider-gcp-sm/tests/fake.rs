@@ -9,19 +9,10 @@
 mod common;
 
 use auth_oidc::testing::GitlabClaims;
-use common::{Harness, PROVIDER, audience, gcp, gcp_with, payload};
+use common::{Harness, PROVIDER, audience, gcp, gcp_with, payload, value_of};
 use secrets_core::ErrorKind;
 use secrets_resolver::Plan;
 use serde_json::{Value, json};
-
-fn value_of(resolution: &secrets_resolver::Resolution, key: &str) -> String {
-    resolution
-        .variables
-        .iter()
-        .find(|v| v.key == key)
-        .map(|v| v.value.expose().to_owned())
-        .unwrap_or_else(|| panic!("no {key}"))
-}
 
 #[tokio::test]
 async fn many_secrets_cost_one_exchange_and_one_read_per_version() {

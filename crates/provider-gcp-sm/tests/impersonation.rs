@@ -9,19 +9,10 @@
 mod common;
 
 use auth_oidc::testing::GitlabClaims;
-use common::{Harness, PROVIDER, SA_EMAIL, audience, gcp, gcp_as, payload};
+use common::{Harness, PROVIDER, SA_EMAIL, audience, gcp, gcp_as, payload, value_of};
 use secrets_core::ErrorKind;
 use secrets_resolver::Plan;
 use serde_json::json;
-
-fn value_of(resolution: &secrets_resolver::Resolution, key: &str) -> String {
-    resolution
-        .variables
-        .iter()
-        .find(|v| v.key == key)
-        .map(|v| v.value.expose().to_owned())
-        .unwrap_or_else(|| panic!("no {key}"))
-}
 
 #[tokio::test]
 async fn a_value_only_the_service_account_may_read() {

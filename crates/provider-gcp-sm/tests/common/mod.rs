@@ -166,3 +166,13 @@ pub fn payload(secrets: Value, token: &str) -> JobPayload {
     }];
     serde_json::from_value(json!({"secrets": secrets, "variables": variables})).unwrap()
 }
+
+/// The value of the job variable `key` in `resolution`.
+pub fn value_of(resolution: &secrets_resolver::Resolution, key: &str) -> String {
+    resolution
+        .variables
+        .iter()
+        .find(|v| v.key == key)
+        .map(|v| v.value.expose().to_owned())
+        .unwrap_or_else(|| panic!("no {key}"))
+}
