@@ -142,12 +142,27 @@ pub(crate) fn loader(
         .timeout_config(timeout_config(ctx))
 }
 
-/// Loads the credentials of `identity` once and returns an SDK config holding them as static
-/// credentials.
+/// The SDK config of `identity` before its credentials are loaded: none on the web identity
+/// path (the STS call is unsigned), else the default chain, which loads nothing until asked.
+/// No request is made.
+pub(crate) async fn unloaded(
+    identity: &Identity,
+    config: &Config,
+    ctx: &ResolveContext,
+) -> SdkConfig {
+    let loader = loader(config, &identity.region, ctx);
+    match identity.auth {
+        Auth::WebIdentity { .. } => loader.no_credentials().load().await,
+        Auth::DefaultChain => loader.load().await,
+    }
+}
+
+/// Loads the credentials of `identity` once and returns its SDK config (from [`unloaded`])
+/// holding them as static credentials.
 #[tracing::instrument(skip_all, fields(region = %identity.region))]
 pub(crate) async fn establish(
     identity: &Identity,
-    config: &Config,
+    sdk: SdkConfig,
     ctx: &ResolveContext,
 ) -> Result<SdkConfig> {
     match &identity.auth {
@@ -161,12 +176,12 @@ pub(crate) async fn establish(
                 role_arn,
                 session_name,
                 token.expose_secret(),
-                config,
+                sdk,
                 ctx,
             )
             .await
         }
-        Auth::DefaultChain => default_chain(identity, config, ctx).await,
+        Auth::DefaultChain => default_chain(identity, sdk, ctx).await,
     }
 }
 
@@ -175,7 +190,7 @@ async fn web_identity(
     role_arn: &str,
     session_name: &str,
     raw_token: &str,
-    config: &Config,
+    sdk: SdkConfig,
     ctx: &ResolveContext,
 ) -> Result<SdkConfig> {
     let token = IdToken::parse(raw_token).map_err(|err| {
@@ -189,11 +204,6 @@ async fn web_identity(
         )
     })?;
     check_session_name(session_name)?;
-
-    let sdk = loader(config, &identity.region, ctx)
-        .no_credentials()
-        .load()
-        .await;
     let credentials = assume_with_web_identity(
         &sdk,
         role_arn,
@@ -326,7 +336,7 @@ fn sts_failure(
 
 async fn default_chain(
     identity: &Identity,
-    config: &Config,
+    sdk: SdkConfig,
     ctx: &ResolveContext,
 ) -> Result<SdkConfig> {
     let fix = "no role ARN is set, so the runner host's default credential chain was used: give \
@@ -335,7 +345,7 @@ async fn default_chain(
                AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN, an ECS task role, or an EC2 \
                instance profile on the runner manager, not on the job pods), or set \
                AWS_ROLE_ARN and an ID token named AWS_ID_TOKEN to use OIDC";
-    let (sdk, credentials) = chain_credentials(config, &identity.region, ctx, fix).await?;
+    let credentials = chain_credentials_of(&sdk, &identity.region, ctx, fix).await?;
     Ok(sdk
         .into_builder()
         .credentials_provider(SharedCredentialsProvider::new(credentials))
@@ -352,6 +362,17 @@ pub(crate) async fn chain_credentials(
     fix: &str,
 ) -> Result<(SdkConfig, Credentials)> {
     let sdk = loader(config, region, ctx).load().await;
+    let credentials = chain_credentials_of(&sdk, region, ctx, fix).await?;
+    Ok((sdk, credentials))
+}
+
+/// Loads credentials once from the default chain `sdk` was loaded with.
+async fn chain_credentials_of(
+    sdk: &SdkConfig,
+    region: &str,
+    ctx: &ResolveContext,
+    fix: &str,
+) -> Result<Credentials> {
     let Some(provider) = sdk.credentials_provider() else {
         return Err(Failure::new(
             ErrorKind::InvalidConfig,
@@ -388,7 +409,7 @@ pub(crate) async fn chain_credentials(
             .with_fix(fix));
         }
     };
-    Ok((sdk, credentials))
+    Ok(credentials)
 }
 
 #[cfg(test)]

@@ -38,6 +38,7 @@ mod descriptor;
 mod error;
 mod planning;
 mod provider;
+mod transport;
 mod value;
 
 pub use assume_role::{

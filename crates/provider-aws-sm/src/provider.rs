@@ -6,7 +6,8 @@
 //! 2. groups the rest by identity (region, role ARN, session name, token) and by distinct
 //!    object (region, secret id, version id, version stage), so a secret read for several
 //!    fields is fetched once;
-//! 3. per identity: loads credentials once (one STS call on the OIDC path), then reads
+//! 3. per identity: loads credentials once (one STS call on the OIDC path) while the
+//!    connections of the first wave of reads open, then reads
 //!    current-version secrets with `BatchGetSecretValue` (20 ids a call; a denied batch falls
 //!    back to `GetSecretValue`) and version-pinned ones with `GetSecretValue`, at most
 //!    `ctx.max_concurrency` requests in flight per identity;
@@ -18,6 +19,7 @@ use crate::credentials::{self, Identity};
 use crate::descriptor::DESCRIPTOR;
 use crate::error::Failure;
 use crate::planning::{Fetch, Planning, Schedule, objects_of, regions};
+use crate::transport::SmTransport;
 use crate::value::extract;
 use async_trait::async_trait;
 use futures_util::future::{BoxFuture, FutureExt, join_all};
@@ -92,14 +94,29 @@ async fn resolve_all(
         "aws secrets manager plan"
     );
 
+    // One pool for the resolution: connections opened ahead serve any identity's reads.
+    let transport = match SmTransport::new(ctx.connect_timeout) {
+        Ok(transport) => transport,
+        Err(err) => {
+            let failure = Failure::new(
+                ErrorKind::Unexpected,
+                format!("cannot set up TLS for Secrets Manager: {err}"),
+            );
+            for p in planned {
+                let r = &requests[p.request];
+                out.fill(
+                    p.request,
+                    Err(failure.clone().into_error(&r.variable, &p.reference)),
+                );
+            }
+            return out.into_results();
+        }
+    };
     // Nothing to clean up in AWS: at the deadline every unfinished read simply fails.
     let per_identity = ctx
-        .before_deadline(join_all(
-            identities
-                .iter()
-                .enumerate()
-                .map(|(i, identity)| run_identity(config, ctx, identity, i, &fetches)),
-        ))
+        .before_deadline(join_all(identities.iter().enumerate().map(
+            |(i, identity)| run_identity(config, ctx, &transport, identity, i, &fetches),
+        )))
         .await;
     let late = per_identity.as_ref().err().copied();
     let mut fetched: Vec<Option<Fetched>> = fetches.iter().map(|_| None).collect();
@@ -136,54 +153,58 @@ async fn resolve_all(
     out.into_results()
 }
 
-/// Loads the identity's credentials once, then reads its objects.
+/// Loads the identity's credentials once, then reads its objects. The connections of the
+/// first wave of reads open while the credentials load (one STS round trip on the OIDC
+/// path), so the reads go out as soon as the credentials arrive.
 async fn run_identity(
     config: &Config,
     ctx: &ResolveContext,
+    transport: &SmTransport,
     identity: &Identity,
     index: usize,
     fetches: &[Fetch],
 ) -> Vec<(usize, Fetched)> {
     let mine = objects_of(fetches, index);
-    // The Secrets Manager connection opens with the first read, after STS has answered
-    // (issue 19 would open it during the STS call). The SDK's client (aws-smithy-http-client
-    // 1.5) opens connections only for requests and keeps its TLS connector private
-    // (`ConnectorBuilder::wrap_connector` is crate-private), so a pre-connect needs either an
-    // extra unsigned request to Secrets Manager (one more request at the server, outside the
-    // plan) or our own `HttpClient` over hyper-util and hyper-rustls that parks a connection
-    // opened early (and then has to match the SDK's trust roots, proxy and timeouts).
-    let sdk = match credentials::establish(identity, config, ctx).await {
-        Ok(sdk) => sdk,
-        Err(failure) => {
-            return mine
-                .into_iter()
-                .map(|f| {
-                    (
-                        f,
-                        Fetched {
-                            raw: Err(failure.clone()),
-                            notes: Vec::new(),
-                        },
-                    )
-                })
+    let plan: Vec<(&str, Schedule)> = regions(fetches, &mine)
+        .into_iter()
+        .map(|region| {
+            let in_region: Vec<usize> = mine
+                .iter()
+                .copied()
+                .filter(|&f| fetches[f].region == region)
                 .collect();
+            (region, Schedule::of(fetches, &in_region, config.batching))
+        })
+        .collect();
+    let unloaded = credentials::unloaded(identity, config, ctx).await;
+    let mut wave = ctx.max_concurrency.max(1);
+    for (region, schedule) in &plan {
+        let calls = (schedule.batches.len() + schedule.singles.len()).min(wave);
+        wave -= calls;
+        if let Some(target) = crate::client::endpoint(&unloaded, region).await {
+            transport.open_ahead(&target, calls);
         }
+    }
+    let sdk = match credentials::establish(identity, unloaded, ctx).await {
+        Ok(sdk) => sdk,
+        Err(failure) => return failed(mine, &failure),
     };
     let limit = Semaphore::new(ctx.max_concurrency.max(1));
     let limit = &limit;
-    let regions = regions(fetches, &mine);
-    let clients: Vec<SmClient> = regions
+    let clients: Vec<SmClient> = plan
         .iter()
-        .map(|region| SmClient::new(&sdk, region, ctx.requests.clone(), identity.describe()))
+        .map(|(region, _)| {
+            SmClient::new(
+                &sdk,
+                region,
+                transport,
+                ctx.requests.clone(),
+                identity.describe(),
+            )
+        })
         .collect();
     let mut ops: Vec<BoxFuture<'_, Vec<(usize, Fetched)>>> = Vec::new();
-    for (region, client) in regions.iter().zip(&clients) {
-        let in_region: Vec<usize> = mine
-            .iter()
-            .copied()
-            .filter(|&f| fetches[f].region == *region)
-            .collect();
-        let schedule = Schedule::of(fetches, &in_region, config.batching);
+    for ((_, schedule), client) in plan.into_iter().zip(&clients) {
         for chunk in schedule.batches {
             ops.push(batch_op(client, chunk, fetches, limit).boxed());
         }
@@ -205,6 +226,22 @@ async fn run_identity(
         }
     }
     join_all(ops).await.into_iter().flatten().collect()
+}
+
+/// Every object in `objects` failed with `failure`.
+fn failed(objects: Vec<usize>, failure: &Failure) -> Vec<(usize, Fetched)> {
+    objects
+        .into_iter()
+        .map(|f| {
+            (
+                f,
+                Fetched {
+                    raw: Err(failure.clone()),
+                    notes: Vec::new(),
+                },
+            )
+        })
+        .collect()
 }
 
 async fn get_one(

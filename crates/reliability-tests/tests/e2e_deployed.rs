@@ -5,9 +5,8 @@
 //!
 //! - W2 (20 Vault secrets over 10 paths): one HTTP/2 connection, every read of the wave in
 //!   flight together.
-//! - W4: a Secrets Manager connection opened before STS's answer: the target of issue 19,
-//!   `#[ignore]`d because the AWS pre-connect is not built (see `provider-aws-sm`'s
-//!   `provider.rs` for why).
+//! - W4: the Secrets Manager connection opened before STS's answer (`provider-aws-sm` opens
+//!   the first wave's connections while STS answers; ADR 0005).
 //! - The Vault token is revoked in every path: success, failure, deadline, cancellation,
 //!   `ci-secrets resolve` and `ci-secrets exec`.
 //!
@@ -276,7 +275,6 @@ fn in_child_trusting_ca(test: &str) -> Option<std::path::PathBuf> {
 }
 
 #[tokio::test]
-#[ignore = "issue 19's AWS pre-connect is not built: the AWS SDK's HTTP client opens connections only for requests"]
 async fn w4_over_tls_opens_the_secrets_manager_connection_before_sts_answers() {
     let Some(env) = E2eEnv::for_test("w4_over_tls_opens_the_sm_connection_early") else {
         return;
