@@ -269,7 +269,9 @@ impl Resolver {
 
         let mut attempt = 1;
         loop {
-            let failed = self.dispatch(&pending, &ctx, &mut slots, attempt).await;
+            let failed = self
+                .dispatch(std::mem::take(&mut pending), &ctx, &mut slots, attempt)
+                .await;
             pending = failed;
             if pending.is_empty() || attempt >= self.options.attempts {
                 break;
@@ -448,15 +450,18 @@ impl Resolver {
     /// and records outcomes. Returns the requests that failed, for another attempt.
     async fn dispatch(
         &self,
-        pending: &[(usize, ProviderKind, SecretRequest)],
+        pending: Vec<(usize, ProviderKind, SecretRequest)>,
         ctx: &ResolveContext,
         slots: &mut [Slot],
         attempt: u32,
     ) -> Vec<(usize, ProviderKind, SecretRequest)> {
-        let mut groups: BTreeMap<ProviderKind, Vec<&(usize, ProviderKind, SecretRequest)>> =
-            BTreeMap::new();
-        for item in pending {
-            groups.entry(item.1).or_default().push(item);
+        // Requests move into their provider's group (no copy: an expanded secret can hold
+        // an ID token, and a job can have a thousand).
+        let mut groups: BTreeMap<ProviderKind, (Vec<usize>, Vec<SecretRequest>)> = BTreeMap::new();
+        for (index, kind, request) in pending {
+            let (indices, requests) = groups.entry(kind).or_default();
+            indices.push(index);
+            requests.push(request);
         }
         // Providers see the deadline and stop in time to clean up; the outer timeout, later
         // by one request's time (a revoke), only stops a provider that ignores it.
@@ -465,23 +470,24 @@ impl Resolver {
             ..ctx.clone()
         };
         let backstop = self.options.deadline + self.options.request_timeout;
-        let calls = groups.into_iter().map(|(kind, items)| async move {
-            let provider = &self.providers[&kind];
-            let requests: Vec<SecretRequest> = items.iter().map(|(_, _, r)| r.clone()).collect();
-            let started = monotonic_now();
-            let results = tokio::time::timeout(backstop, provider.resolve(&requests, ctx)).await;
-            (items, results, started.elapsed())
-        });
+        let calls = groups
+            .into_iter()
+            .map(|(kind, (indices, requests))| async move {
+                let provider = &self.providers[&kind];
+                let started = monotonic_now();
+                let results =
+                    tokio::time::timeout(backstop, provider.resolve(&requests, ctx)).await;
+                (kind, indices, requests, results, started.elapsed())
+            });
         let mut failed = Vec::new();
-        for (items, results, elapsed) in join_all(calls).await {
+        for (kind, indices, requests, results, elapsed) in join_all(calls).await {
             let mut results = match results {
                 Ok(results) => results.into_iter().map(Some).collect::<Vec<_>>(),
                 Err(_) => Vec::new(),
             };
-            results.resize_with(items.len(), || None);
-            for (item, result) in items.into_iter().zip(results) {
-                let (index, _, request) = item;
-                let slot = &mut slots[*index];
+            results.resize_with(indices.len(), || None);
+            for ((index, request), result) in indices.into_iter().zip(requests).zip(results) {
+                let slot = &mut slots[index];
                 slot.report.duration_ms = elapsed.as_millis() as u64;
                 slot.report.attempt = attempt;
                 let result = result.unwrap_or_else(|| {
@@ -504,7 +510,7 @@ impl Resolver {
                     }
                     Err(err) => {
                         slot.fail(err.or_variable(&request.variable));
-                        failed.push(item.clone());
+                        failed.push((index, kind, request));
                     }
                 }
             }
