@@ -22,7 +22,8 @@ use crate::planning::{Fetch, Planning, Schedule, objects_of, regions};
 use crate::transport::SmTransport;
 use crate::value::extract;
 use async_trait::async_trait;
-use futures_util::future::{BoxFuture, FutureExt, join_all};
+use futures_util::future::join_all;
+use futures_util::stream::{self, StreamExt as _};
 use provider_http::Slots;
 use secrecy::SecretString;
 use secrets_core::{
@@ -203,29 +204,52 @@ async fn run_identity(
             )
         })
         .collect();
-    let mut ops: Vec<BoxFuture<'_, Vec<(usize, Fetched)>>> = Vec::new();
-    for ((_, schedule), client) in plan.into_iter().zip(&clients) {
-        for chunk in schedule.batches {
-            ops.push(batch_op(client, chunk, fetches, limit).boxed());
-        }
-        for f in schedule.singles {
-            ops.push(
-                async move {
-                    let fetch = &fetches[f];
-                    let raw = get_one(client, fetch, limit).await;
-                    vec![(
-                        f,
-                        Fetched {
-                            raw,
-                            notes: Vec::new(),
-                        },
-                    )]
-                }
-                .boxed(),
-            );
+    // Calls are made as the bound frees room: a thousand pending SDK futures would hold
+    // megabytes for nothing. (Items are indices: closures over borrowed items do not meet
+    // `async_trait`'s `Send` bound.)
+    let calls: Vec<(usize, Call)> = plan
+        .into_iter()
+        .enumerate()
+        .flat_map(|(c, (_, schedule))| {
+            let batches = schedule.batches.into_iter().map(Call::Batch);
+            let singles = schedule.singles.into_iter().map(Call::Single);
+            batches.chain(singles).map(move |call| (c, call))
+        })
+        .collect();
+    let clients = &clients;
+    stream::iter(calls)
+        .map(|(c, call)| run_call(&clients[c], call, fetches, limit))
+        .buffer_unordered(ctx.max_concurrency.max(1))
+        .flat_map(stream::iter)
+        .collect()
+        .await
+}
+
+async fn run_call(
+    client: &SmClient,
+    call: Call,
+    fetches: &[Fetch],
+    limit: &Semaphore,
+) -> Vec<(usize, Fetched)> {
+    match call {
+        Call::Batch(chunk) => batch_op(client, chunk, fetches, limit).await,
+        Call::Single(f) => {
+            let raw = get_one(client, &fetches[f], limit).await;
+            vec![(
+                f,
+                Fetched {
+                    raw,
+                    notes: Vec::new(),
+                },
+            )]
         }
     }
-    join_all(ops).await.into_iter().flatten().collect()
+}
+
+/// One Secrets Manager call of a schedule.
+enum Call {
+    Batch(Vec<usize>),
+    Single(usize),
 }
 
 /// Every object in `objects` failed with `failure`.

@@ -23,7 +23,8 @@ use crate::token_guard::TokenGuard;
 use async_trait::async_trait;
 use auth_oidc::IdToken;
 use futures_util::future::join_all;
-use provider_http::{Failure, Slots};
+use futures_util::stream::{self, StreamExt as _};
+use provider_http::{Failure, MAX_STREAMS, Slots};
 use secrets_core::{
     DeadlinePassed, Error, ErrorKind, ProviderDescriptor, ResolveContext, Resolved, SecretProvider,
     SecretRequest, SecretValue,
@@ -112,14 +113,23 @@ impl VaultProvider {
         };
         drop(token);
 
-        // Reads stop at the deadline so that the token is still revoked in time.
-        let answers = ctx
-            .before_deadline(join_all(
-                paths
-                    .iter()
-                    .map(|p| client.read(key.namespace, vault_token.token(), p, role)),
-            ))
-            .await;
+        // Reads stop at the deadline so that the token is still revoked in time. At most a
+        // wave's worth of read futures exists at once (the server's bound limits what is in
+        // flight); a thousand at once would hold megabytes for nothing.
+        let reads = stream::iter(0..paths.len())
+            .map(|at| {
+                let read = client.read(key.namespace, vault_token.token(), paths[at], role);
+                async move { (at, read.await) }
+            })
+            .buffer_unordered(MAX_STREAMS)
+            .collect::<Vec<_>>();
+        let answers = ctx.before_deadline(reads).await.map(|mut answers| {
+            answers.sort_unstable_by_key(|(at, _)| *at);
+            answers
+                .into_iter()
+                .map(|(_, answer)| answer)
+                .collect::<Vec<_>>()
+        });
 
         if !self.revoke_token {
             vault_token.keep();
