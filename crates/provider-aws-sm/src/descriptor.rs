@@ -27,14 +27,14 @@ impl ProviderDescriptor for AwsSecretsManagerDescriptor {
 
     /// The token of the web-identity path: only when a role ARN is set.
     fn id_token(&self, secret: &Secret) -> Option<String> {
-        let a = secret.aws_secrets_manager.as_ref()?;
+        let a = secret.aws_secrets_manager.as_deref()?;
         non_empty(&a.role_arn)
             .or(non_empty(&a.server.role_arn))
             .map(|_| a.server.jwt.expose().to_owned())
     }
 
     fn reference(&self, secret: &Secret) -> String {
-        let Some(aws) = secret.aws_secrets_manager.as_ref() else {
+        let Some(aws) = secret.aws_secrets_manager.as_deref() else {
             return String::new();
         };
         match plan("", secret) {

@@ -282,7 +282,7 @@ mod tests {
         (
             variable.into(),
             Secret {
-                aws_secrets_manager: Some(aws),
+                aws_secrets_manager: Some(Box::new(aws)),
                 ..Secret::default()
             },
         )

@@ -27,14 +27,14 @@ impl ProviderDescriptor for AzureKeyVaultDescriptor {
     fn id_token(&self, secret: &Secret) -> Option<String> {
         secret
             .azure_key_vault
-            .as_ref()
+            .as_deref()
             .map(|a| a.server.jwt.expose().to_owned())
     }
 
     fn reference(&self, secret: &Secret) -> String {
         secret
             .azure_key_vault
-            .as_ref()
+            .as_deref()
             .map(reference)
             .unwrap_or_default()
     }
@@ -120,7 +120,7 @@ mod tests {
 
     fn secret(url: &str, name: &str, version: Option<&str>, jwt: &str) -> Secret {
         Secret {
-            azure_key_vault: Some(AzureSecret {
+            azure_key_vault: Some(Box::new(AzureSecret {
                 name: name.into(),
                 version: version.map(Into::into),
                 server: AzureServer {
@@ -129,7 +129,7 @@ mod tests {
                     tenant_id: "t1".into(),
                     jwt: jwt.into(),
                 },
-            }),
+            })),
             ..Secret::default()
         }
     }

@@ -196,7 +196,7 @@ fn check<'a>(
     variable: &'a str,
     secret: &'a Secret,
 ) -> Result<(IdentityKey<'a>, Read, String), Error> {
-    let Some(a) = secret.azure_key_vault.as_ref() else {
+    let Some(a) = secret.azure_key_vault.as_deref() else {
         return Err(Error::new(
             ErrorKind::InvalidSpec,
             "the secret has no `azure_key_vault` entry but was given to the Azure Key Vault provider",

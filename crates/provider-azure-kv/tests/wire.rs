@@ -32,7 +32,7 @@ fn jwt() -> String {
 
 fn secret(url: &str, name: &str, version: Option<&str>) -> Secret {
     Secret {
-        azure_key_vault: Some(AzureSecret {
+        azure_key_vault: Some(Box::new(AzureSecret {
             name: name.into(),
             version: version.map(Into::into),
             server: AzureServer {
@@ -41,7 +41,7 @@ fn secret(url: &str, name: &str, version: Option<&str>) -> Secret {
                 tenant_id: "tenant-1".into(),
                 jwt: jwt().into(),
             },
-        }),
+        })),
         ..Secret::default()
     }
 }

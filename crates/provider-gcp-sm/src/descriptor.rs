@@ -61,14 +61,14 @@ impl ProviderDescriptor for GcpSecretManagerDescriptor {
     fn id_token(&self, secret: &Secret) -> Option<String> {
         secret
             .gcp_secret_manager
-            .as_ref()
+            .as_deref()
             .map(|g| g.server.jwt.expose().to_owned())
     }
 
     fn reference(&self, secret: &Secret) -> String {
         secret
             .gcp_secret_manager
-            .as_ref()
+            .as_deref()
             .map(reference)
             .unwrap_or_default()
     }

@@ -103,7 +103,7 @@ fn check<'a>(
     variable: &'a str,
     secret: &'a Secret,
 ) -> Result<(IdentityKey<'a>, Planned<'a>), Error> {
-    let Some(g) = secret.gcp_secret_manager.as_ref() else {
+    let Some(g) = secret.gcp_secret_manager.as_deref() else {
         return Err(Error::new(
             ErrorKind::InvalidSpec,
             "the secret has no `gcp_secret_manager` entry but was given to the GCP provider",
@@ -235,7 +235,7 @@ mod tests {
 
     fn secret(name: &str, version: &str, provider: &str, jwt: &str) -> Secret {
         Secret {
-            gcp_secret_manager: Some(GcpSecret {
+            gcp_secret_manager: Some(Box::new(GcpSecret {
                 name: name.into(),
                 version: version.into(),
                 server: GcpServer {
@@ -245,7 +245,7 @@ mod tests {
                     jwt: jwt.into(),
                     impersonate_service_account: String::new(),
                 },
-            }),
+            })),
             ..Secret::default()
         }
     }

@@ -29,7 +29,7 @@ impl ProviderDescriptor for GitlabSecretsManagerDescriptor {
     fn id_token(&self, secret: &Secret) -> Option<String> {
         secret
             .gitlab_secrets_manager
-            .as_ref()
+            .as_deref()
             .map(|g| g.server.inline_auth.jwt.expose().to_owned())
             .filter(|jwt| !jwt.is_empty())
     }
@@ -37,7 +37,7 @@ impl ProviderDescriptor for GitlabSecretsManagerDescriptor {
     fn reference(&self, secret: &Secret) -> String {
         secret
             .gitlab_secrets_manager
-            .as_ref()
+            .as_deref()
             .map(reference)
             .unwrap_or_default()
     }

@@ -118,7 +118,7 @@ fn check<'a>(
     variable: &'a str,
     secret: &'a Secret,
 ) -> Result<(IdentityKey<'a>, Url, Planned<'a>), Error> {
-    let Some(g) = secret.gitlab_secrets_manager.as_ref() else {
+    let Some(g) = secret.gitlab_secrets_manager.as_deref() else {
         return Err(Error::new(
             ErrorKind::InvalidSpec,
             "not a gitlab_secrets_manager secret",

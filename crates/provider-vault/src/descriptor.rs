@@ -25,14 +25,14 @@ impl ProviderDescriptor for VaultDescriptor {
     }
 
     fn id_token(&self, secret: &Secret) -> Option<String> {
-        let v = secret.vault.as_ref()?;
+        let v = secret.vault.as_deref()?;
         (v.server.auth.name == "jwt")
             .then(|| v.server.auth.data_str("jwt"))
             .flatten()
     }
 
     fn reference(&self, secret: &Secret) -> String {
-        secret.vault.as_ref().map(reference).unwrap_or_default()
+        secret.vault.as_deref().map(reference).unwrap_or_default()
     }
 
     /// One login, one read per distinct path and one revocation per identity (revocation

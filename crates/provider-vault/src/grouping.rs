@@ -95,7 +95,7 @@ fn check<'a>(
     variable: &'a str,
     secret: &'a Secret,
 ) -> Result<(IdentityKey<'a>, &'a str, reqwest::Url, Planned<'a>), Error> {
-    let Some(v) = secret.vault.as_ref() else {
+    let Some(v) = secret.vault.as_deref() else {
         return Err(Error::new(
             ErrorKind::InvalidSpec,
             "the secret has no `vault` entry but was given to the Vault provider",

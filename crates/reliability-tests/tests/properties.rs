@@ -138,7 +138,7 @@ proptest! {
         prop_assert_eq!(secrets.len(), entries.len());
         for (variable, (dirs, field, mount, file)) in &entries {
             let secret = &secrets[variable.as_str()];
-            let vault = secret.vault.as_ref().expect("a vault secret");
+            let vault = secret.vault.as_deref().expect("a vault secret");
             prop_assert_eq!(&vault.path, &dirs.join("/"));
             prop_assert_eq!(&vault.field, field);
             prop_assert_eq!(&vault.engine.path, mount.as_deref().unwrap_or("kv-v2"));

@@ -271,7 +271,7 @@ mod tests {
         for secret in payload.secrets.values_mut() {
             secret.expand_variables(&lookup);
         }
-        let v = payload.secrets["V"].vault.as_ref().unwrap();
+        let v = payload.secrets["V"].vault.as_deref().unwrap();
         assert_eq!(v.server.url, "https://v");
         assert_eq!(v.server.namespace.as_deref(), Some("team"));
         assert_eq!(v.server.auth.path, "jwt-gl");
@@ -289,7 +289,7 @@ mod tests {
             "token is not expanded"
         );
 
-        let a = payload.secrets["A"].aws_secrets_manager.as_ref().unwrap();
+        let a = payload.secrets["A"].aws_secrets_manager.as_deref().unwrap();
         assert_eq!(a.secret_id, "prod/db");
         assert_eq!(a.region.as_deref(), Some("eu-west-1"));
         assert_eq!(a.server.jwt, "eyJ.t.s");
@@ -303,7 +303,7 @@ mod tests {
         assert_eq!(session.len(), 64);
         assert!(session.starts_with("123456789012345-42-hhh"));
 
-        let b = payload.secrets["B"].aws_secrets_manager.as_ref().unwrap();
+        let b = payload.secrets["B"].aws_secrets_manager.as_deref().unwrap();
         assert_eq!(
             b.server.role_session_name.as_deref(),
             Some(session),
@@ -312,7 +312,7 @@ mod tests {
 
         let g = payload.secrets["G"]
             .gitlab_secrets_manager
-            .as_ref()
+            .as_deref()
             .unwrap();
         assert_eq!(
             g.server.url, "$URL",

@@ -96,21 +96,23 @@ impl fmt::Display for ProviderKind {
 /// One entry of `secrets`.
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Secret {
+    // Each provider's block is boxed: a secret names one, and a job with a thousand secrets
+    // keeps several copies of each (its spec, the expanded request, the report).
     /// HashiCorp Vault (or OpenBao).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vault: Option<VaultSecret>,
+    pub vault: Option<Box<VaultSecret>>,
     /// Google Cloud Secret Manager.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gcp_secret_manager: Option<GcpSecret>,
+    pub gcp_secret_manager: Option<Box<GcpSecret>>,
     /// Azure Key Vault.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub azure_key_vault: Option<AzureSecret>,
+    pub azure_key_vault: Option<Box<AzureSecret>>,
     /// AWS Secrets Manager.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aws_secrets_manager: Option<AwsSecret>,
+    pub aws_secrets_manager: Option<Box<AwsSecret>>,
     /// GitLab's own secrets manager.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gitlab_secrets_manager: Option<GitlabSecretsManagerSecret>,
+    pub gitlab_secrets_manager: Option<Box<GitlabSecretsManagerSecret>>,
     /// Whether the variable is file-type; absent means **true**.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<bool>,
@@ -610,7 +612,7 @@ mod tests {
 
         let db = &payload.secrets["DB_PASSWORD"];
         assert!(!db.is_file());
-        let vault = db.vault.as_ref().unwrap();
+        let vault = db.vault.as_deref().unwrap();
         assert_eq!(vault.server.url, "https://vault.example:8200");
         assert_eq!(vault.server.namespace, None);
         assert_eq!(vault.server.auth.data_str("role").as_deref(), Some("ci"));
@@ -619,7 +621,7 @@ mod tests {
 
         let api = &payload.secrets["API_KEY"];
         assert!(api.is_file(), "missing file means true");
-        let aws = api.aws_secrets_manager.as_ref().unwrap();
+        let aws = api.aws_secrets_manager.as_deref().unwrap();
         assert_eq!(aws.field.as_deref(), Some("api_key"));
         assert_eq!(aws.version_id, None);
         assert_eq!(
@@ -634,7 +636,7 @@ mod tests {
 
         let nulls = &payload.secrets["NULLS"];
         assert_eq!(nulls.providers(), [ProviderKind::AwsSecretsManager]);
-        assert_eq!(nulls.aws_secrets_manager.as_ref().unwrap().secret_id, "");
+        assert_eq!(nulls.aws_secrets_manager.as_deref().unwrap().secret_id, "");
 
         assert_eq!(payload.variables.len(), 3);
         assert!(payload.variables[2].file && payload.variables[2].raw);

@@ -32,7 +32,7 @@ impl SecretProvider for FakeVault {
     ) -> Vec<Result<Resolved, Error>> {
         let paths: Vec<String> = requests
             .iter()
-            .map(|r| r.secret.vault.as_ref().unwrap().path.clone())
+            .map(|r| r.secret.vault.as_deref().unwrap().path.clone())
             .collect();
         let first_flaky = {
             let mut calls = self.calls.lock().unwrap();

@@ -68,7 +68,7 @@ pub fn request(variable: &str, aws: AwsSecret) -> SecretRequest {
     SecretRequest {
         variable: variable.to_owned(),
         secret: Secret {
-            aws_secrets_manager: Some(aws),
+            aws_secrets_manager: Some(Box::new(aws)),
             ..Secret::default()
         },
     }

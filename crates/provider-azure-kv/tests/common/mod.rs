@@ -88,7 +88,7 @@ pub fn ctx() -> ResolveContext {
 
 pub fn secret(client: &str, jwt: &str, name: &str, version: Option<&str>) -> Secret {
     Secret {
-        azure_key_vault: Some(AzureSecret {
+        azure_key_vault: Some(Box::new(AzureSecret {
             name: name.into(),
             version: version.map(Into::into),
             server: AzureServer {
@@ -97,7 +97,7 @@ pub fn secret(client: &str, jwt: &str, name: &str, version: Option<&str>) -> Sec
                 tenant_id: TENANT.into(),
                 jwt: jwt.into(),
             },
-        }),
+        })),
         ..Secret::default()
     }
 }

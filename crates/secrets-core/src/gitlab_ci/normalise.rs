@@ -110,7 +110,7 @@ impl CiJob {
         // so the first Azure secret's token wins.
         let first_azure = out
             .values()
-            .find_map(|s| s.azure_key_vault.as_ref().map(|a| a.server.clone()));
+            .find_map(|s| s.azure_key_vault.as_deref().map(|a| a.server.clone()));
         if let Some(server) = first_azure {
             for a in out.values_mut().filter_map(|s| s.azure_key_vault.as_mut()) {
                 a.server.clone_from(&server);
@@ -259,12 +259,12 @@ impl CiJob {
                 vault.server = self
                     .vault_server(token.as_deref(), setting)
                     .map_err(|e| vec![e])?;
-                secret.vault = Some(vault);
+                secret.vault = Some(Box::new(vault));
             }
             "aws_secrets_manager" => {
                 let mut aws = parse_aws(body).map_err(spec_errs)?;
                 aws.server = aws_server(token.as_deref(), setting).map_err(|e| vec![e])?;
-                secret.aws_secrets_manager = Some(aws);
+                secret.aws_secrets_manager = Some(Box::new(aws));
             }
             "gcp_secret_manager" => {
                 let (name, version) = parse_gcp(body).map_err(spec_errs)?;
@@ -284,11 +284,11 @@ impl CiJob {
                     )
                     .unwrap_or_default(),
                 };
-                secret.gcp_secret_manager = Some(GcpSecret {
+                secret.gcp_secret_manager = Some(Box::new(GcpSecret {
                     name,
                     version,
                     server,
-                });
+                }));
             }
             "azure_key_vault" => {
                 let (name, version) = parse_azure(body).map_err(spec_errs)?;
@@ -301,11 +301,11 @@ impl CiJob {
                         .first_token_or(token.as_deref(), "${CI_JOB_JWT_V2}")
                         .into(),
                 };
-                secret.azure_key_vault = Some(AzureSecret {
+                secret.azure_key_vault = Some(Box::new(AzureSecret {
                     name,
                     version,
                     server,
-                });
+                }));
             }
             "akeyless" => {
                 if !body.is_object() {
@@ -321,10 +321,10 @@ impl CiJob {
                 check_gitlab_secrets_manager(body).map_err(spec_errs)?;
                 let (name, source) = parse_gitlab_sm(body).map_err(|m| spec_errs(vec![m]))?;
                 let first = self.id_tokens.first().map(|t| t.name.as_str());
-                secret.gitlab_secrets_manager = Some(
+                secret.gitlab_secrets_manager = Some(Box::new(
                     gitlab_sm_secret(&name, source.as_deref(), first, setting)
                         .map_err(|e| vec![e.or_reference(at)])?,
-                );
+                ));
             }
             _ => unreachable!("PROVIDER_KEYS is exhaustive"),
         }
