@@ -115,6 +115,9 @@ pub async fn get_secret(
         .and_then(|h| h.to_str().ok())
         .context("the 401 has no WWW-Authenticate challenge")?
         .to_owned();
+    // azcore's pipeline reads every body to the end (its body download policy), so the
+    // connection goes back to the pool.
+    answer.bytes().await.context("challenge GET: the body")?;
     let authority = challenge_param(&header, "authorization")
         .context("the challenge has no authorization")?
         .trim_end_matches('/')

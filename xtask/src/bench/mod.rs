@@ -385,7 +385,6 @@ fn measure(
         .collect();
 
     if quick {
-        let mut mismatches = mismatches;
         if selection.transports().contains(&Transport::Plain) {
             run_masking()?;
             println!("exec output masking: bytes and masks as expected");
@@ -497,7 +496,6 @@ fn measure(
         "\nwrote docs/benchmarks.md and docs/benchmarks/*.svg ({:.0}s in all)",
         started.elapsed().as_secs_f64()
     );
-    let mut mismatches = mismatches;
     mismatches.extend(
         results
             .providers
