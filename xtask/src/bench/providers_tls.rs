@@ -88,9 +88,10 @@ impl Fronts {
 ///   that opens a host (W6's reads, W7's accesses, W8's gets) opens one connection per
 ///   read in flight, up to `max_concurrency` (8): the HTTP client learns that a server
 ///   speaks HTTP/2 only from ALPN, at the end of the first handshake, so each request that
-///   started meanwhile has begun its own (hyper's pool then drops the surplus). The
-///   physical limit is one connection per host; the surplus costs handshakes, not round
-///   trips. W6 8, W7 1 + 8, W8 1 + 8, all HTTP/2.
+///   started meanwhile has begun its own (hyper's pool then drops the surplus; the first
+///   answer over HTTP/2 widens the bound to `provider_http::MAX_STREAMS`). The physical
+///   limit is one connection per host; the surplus costs handshakes, not round trips. W6 8,
+///   W7 1 + 8, W8 1 + 8, all HTTP/2.
 /// - The runner's algorithm reproduced: a new connection wherever the runner makes a new
 ///   client. W6: the OpenBao Go client per secret brings its own transport
 ///   (`api.DefaultConfig`), one connection per secret. W7: per secret a new STS service
@@ -205,7 +206,16 @@ pub fn markdown(r: &ProviderResults, command: &str) -> String {
          server speaks HTTP/2 only from ALPN at the end of the first handshake, so each read \
          in flight until then (up to `max_concurrency`, 8) opens its own connection and \
          hyper's pool drops the surplus. That costs handshakes, not round trips; the limit is \
-         one connection per host.\n\
+         one connection per host. The first answer over HTTP/2 widens the bound to 100 \
+         streams (`provider-http`), so the remaining reads go out together: two waves.\n\
+         - Where ours spends its round trips at d = 25 ms, and the limit: W6 TCP, TLS, 8 \
+         reads, the other 2: 4 (limit 3, every read in the first wave); W7 STS's TCP, TLS \
+         and exchange, then Secret Manager's TCP and TLS and two waves (8 + 12): 7 (limit 4: \
+         Secret Manager's connection opened while STS answers, and one wave); W8 the same \
+         with Entra's token and Key Vault's gets: 7 (limit 4). The runner: W6 3 per secret \
+         (TCP, TLS, read): 60; W7 6 per secret (two connections, an exchange and an \
+         access): 120; W8 4 per secret (challenge, discovery, token, get) and 4 once (two \
+         connections): 84. The rest is CPU time.\n\
          - Checked on every run, with the request counts: connections (ours: W6 8, W7 1 + 8, \
          W8 1 + 8, each HTTP/2 with every request a stream; the runner: W6 20, W7 40, W8 2), \
          and TLS handshakes = connections. `cargo xtask bench --quick` checks the same counts once at \
@@ -369,6 +379,7 @@ mod tests {
         write_section(dir.path(), &r, "cmd").unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.matches(BEGIN).count(), 1, "{text}");
+        assert_eq!(text.matches(END).count(), 1, "{text}");
         let plain_end = text.find(super::super::providers::END).unwrap();
         assert!(plain_end < text.find(BEGIN).unwrap(), "{text}");
         assert!(text.find(END).unwrap() < text.find("## Micro-benchmarks").unwrap());
@@ -381,5 +392,6 @@ mod tests {
             1,
             "{text}"
         );
+        assert_eq!(text.matches(END).count(), 1, "{text}");
     }
 }
