@@ -2,9 +2,10 @@
 //! calls, on loopback with injected latency; writes `docs/benchmarks.md` and its plots.
 //!
 //! `cargo xtask bench --quick` (the last step of `cargo xtask test`) runs W1, W4 and the
-//! provider workloads W6-W8 once at d = 0 for the library and the reproduction and fails
-//! when a request count is not the expected one. `cargo xtask bench --providers` measures
-//! W6-W8 alone and rewrites their section of the report.
+//! provider workloads W6-W8 once at d = 0 for the library and the reproduction, over plain
+//! HTTP and over TLS, and fails when a request count (or over TLS a connection or handshake
+//! count) is not the expected one. `cargo xtask bench --providers` measures W6-W8 alone and
+//! rewrites their sections of the report (`--transport` as for the rest).
 //!
 //! The full run builds `ci-secrets` and this tool in release mode and re-runs itself from the
 //! release build, so the library contender is measured optimised. Every workload runs over
@@ -16,6 +17,7 @@ mod contender;
 mod deployed;
 mod masking;
 mod providers;
+mod providers_tls;
 mod report;
 mod transport;
 mod workload;
@@ -104,7 +106,7 @@ pub fn run(
     println!("==> cargo xtask services up");
     let outcome = services::up(paths)?;
     let result = if providers_only {
-        measure_providers(paths, quick)
+        measure_providers(paths, quick, selection)
     } else if selection.has_tls() && !masking_only && !transport::trusts_bench_ca(paths) {
         let mut args = vec!["bench", "--transport", selection.arg()];
         if quick {
@@ -153,22 +155,53 @@ fn rerun_in_release(
     Ok(())
 }
 
-/// `--providers`: W6-W8 alone; writes their section of docs/benchmarks.md (not with `--quick`).
-fn measure_providers(paths: &Paths, quick: bool) -> Result<()> {
+/// `--providers`: W6-W8 alone, over the selected transports; writes their sections of
+/// docs/benchmarks.md (not with `--quick`). Over TLS it first re-runs itself trusting the
+/// bench's CA (the Google client reads the system trust store).
+fn measure_providers(paths: &Paths, quick: bool, selection: Selection) -> Result<()> {
+    if selection.has_tls() && !transport::trusts_bench_ca(paths) {
+        let mut args = vec!["bench", "--providers", "--transport", selection.arg()];
+        if quick {
+            args.push("--quick");
+        }
+        return transport::reexec_trusting_ca(paths, &args);
+    }
+    let tls = if selection.has_tls() {
+        Some(transport::Tls::create(paths)?)
+    } else {
+        None
+    };
     let env = E2eEnv::from_file(&paths.env_file()).context("loading the services' env file")?;
-    let r = providers::measure(&env, quick)?;
-    let mismatches = r.mismatches();
-    if !quick {
-        providers::write_section(&paths.root, &r, "cargo xtask bench --providers")?;
-        println!("\nwrote the providers section of docs/benchmarks.md");
+    let command = match selection {
+        Selection::Both => "cargo xtask bench --providers".to_owned(),
+        other => format!("cargo xtask bench --providers --transport {}", other.arg()),
+    };
+    let mut mismatches = Vec::new();
+    if selection.transports().contains(&Transport::Plain) {
+        let r = providers::measure(&env, quick, None)?;
+        mismatches.extend(r.mismatches());
+        if !quick {
+            providers::write_section(&paths.root, &r, &command)?;
+            println!("\nwrote the providers section of docs/benchmarks.md");
+        }
+    }
+    if let Some(tls) = &tls {
+        let r = providers::measure(&env, quick, Some(tls))?;
+        mismatches.extend(r.mismatches());
+        if !quick {
+            providers_tls::write_section(&paths.root, &r, &command)?;
+            println!("\nwrote the providers' TLS section of docs/benchmarks.md");
+        }
     }
     if !mismatches.is_empty() {
         bail!(
-            "request counts differ from the expected ones:\n  {}",
+            "request or connection counts differ from the expected ones:\n  {}",
             mismatches.join("\n  ")
         );
     }
-    println!("provider workloads: request counts as expected");
+    println!(
+        "provider workloads: request counts, and over TLS connection and handshake counts, as expected"
+    );
     Ok(())
 }
 
@@ -334,7 +367,7 @@ fn measure(
         }
     }
 
-    let mismatches: Vec<String> = results
+    let mut mismatches: Vec<String> = results
         .cells
         .iter()
         .chain(&results.deployed.cells)
@@ -352,11 +385,13 @@ fn measure(
         .collect();
 
     if quick {
-        let mut mismatches = mismatches;
         if selection.transports().contains(&Transport::Plain) {
             run_masking()?;
             println!("exec output masking: bytes and masks as expected");
-            mismatches.extend(providers::measure(&env, true)?.mismatches());
+            mismatches.extend(providers::measure(&env, true, None)?.mismatches());
+        }
+        if let Some(tls) = &tls {
+            mismatches.extend(providers::measure(&env, true, Some(tls))?.mismatches());
         }
         if !mismatches.is_empty() {
             bail!(
@@ -376,9 +411,30 @@ fn measure(
         let all = Workload::all(false);
         deployed::extras(tls_ctx, &all, &mint, &mut results.deployed)?;
     }
+    let providers_tls = match &tls {
+        Some(tls) => Some(providers::measure(&env, false, Some(tls))?),
+        None => None,
+    };
+    // Written after the rest of the report (which rewrites the file).
+    let write_providers_tls = || -> Result<()> {
+        if let Some(r) = &providers_tls {
+            let command = match selection {
+                Selection::Both => "cargo xtask bench".to_owned(),
+                other => format!("cargo xtask bench --transport {}", other.arg()),
+            };
+            providers_tls::write_section(&paths.root, r, &command)?;
+        }
+        Ok(())
+    };
+    mismatches.extend(
+        providers_tls
+            .iter()
+            .flat_map(providers::ProviderResults::mismatches),
+    );
     if !selection.transports().contains(&Transport::Plain) {
         results.deployed.total = started.elapsed();
         deployed::write_section(&paths.root, &results)?;
+        write_providers_tls()?;
         println!(
             "\nwrote the TLS section of docs/benchmarks.md ({:.0}s in all)",
             started.elapsed().as_secs_f64()
@@ -416,7 +472,7 @@ fn measure(
     );
 
     results.masking = Some(run_masking()?);
-    results.providers = Some(providers::measure(&env, false)?);
+    results.providers = Some(providers::measure(&env, false, None)?);
 
     results.notes = vec![
         format!(
@@ -435,11 +491,11 @@ fn measure(
     if tls_ctx.is_some() {
         deployed::write_section(&paths.root, &results)?;
     }
+    write_providers_tls()?;
     println!(
         "\nwrote docs/benchmarks.md and docs/benchmarks/*.svg ({:.0}s in all)",
         started.elapsed().as_secs_f64()
     );
-    let mut mismatches = mismatches;
     mismatches.extend(
         results
             .providers

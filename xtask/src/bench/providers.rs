@@ -9,10 +9,15 @@
 //! test-only name override (`with_resolve_for_tests`) pointed at the proxy, and the test CA;
 //! the proxy forwards the TLS bytes untouched, so it counts connections and the fake counts
 //! the requests.
+//!
+//! Over TLS as deployed (`providers_tls.rs`) the same workloads and contenders run through
+//! TLS-terminating fronts instead.
 
 use super::DELAYS_MS;
 use super::azure_runner;
 use super::contender::shuffle;
+use super::providers_tls;
+use super::transport::{Tls, Transport};
 use crate::seed_gitlab_sm::GROUP_NAMESPACE;
 use crate::seed_vault::Vault;
 use anyhow::{Context as _, Result, anyhow, bail};
@@ -20,7 +25,7 @@ use auth_oidc::testing::{E2eEnv, GitlabClaims, Minter};
 use cloud_fakes::env::defaults;
 use cloud_fakes::fixture::{AzureSecret, AzureVersion, Checksum, GcpSecret, GcpVersion};
 use cloud_fakes::{Fixture, RunningFakes};
-use loopback_proxy::{Proxy, ProxyConfig, ProxyStats};
+use loopback_proxy::{ConnectionRecord, Proxy, ProxyConfig, ProxyStats};
 use provider_azure_kv::AzureKeyVaultBuilder;
 use provider_gcp_sm::GcpSecretManagerBuilder;
 use provider_gitlab_sm::GitlabSecretsManagerBuilder;
@@ -44,9 +49,9 @@ pub const END: &str = "<!-- providers: end -->";
 /// Timed runs per cell.
 const RUNS: usize = 5;
 /// Secrets per workload.
-const SECRETS: usize = 20;
+pub(super) const SECRETS: usize = 20;
 /// Distinct GitLab Secrets Manager paths (two variables per secret).
-const GSM_PATHS: usize = 10;
+pub(super) const GSM_PATHS: usize = 10;
 /// The role GitLab's OpenBao layout gives every pipeline.
 const GSM_ROLE: &str = "all_pipelines";
 /// The Entra app's federated audience.
@@ -70,9 +75,9 @@ pub enum Who {
 }
 
 impl Who {
-    const ALL: [Who; 2] = [Who::Library, Who::Reproduction];
+    pub(super) const ALL: [Who; 2] = [Who::Library, Who::Reproduction];
 
-    fn label(self) -> &'static str {
+    pub(super) fn label(self) -> &'static str {
         match self {
             Self::Library => "ours: library",
             Self::Reproduction => "runner algorithm (reproduction)",
@@ -218,11 +223,14 @@ pub struct Sample {
     pub server_kinds: Option<BTreeMap<String, u64>>,
     /// `report.requests`, or the reproduction's own counts.
     pub reported: BTreeMap<String, u64>,
+    /// The connections the workload's proxies forwarded (over TLS: with their protocols).
+    pub connections: Vec<ConnectionRecord>,
 }
 
 /// One cell: a workload, a contender, a delay.
 #[derive(Debug, Clone)]
 pub struct Cell {
+    pub transport: Transport,
     pub workload: Workload,
     pub who: Who,
     pub delay_ms: u64,
@@ -247,9 +255,10 @@ impl ProviderResults {
             .flat_map(|c| {
                 c.mismatches.iter().map(move |m| {
                     format!(
-                        "{} {} d={}ms: {m}",
+                        "{} {} over {} d={}ms: {m}",
                         c.workload.name,
                         c.who.label(),
+                        c.transport.label(),
                         c.delay_ms
                     )
                 })
@@ -264,9 +273,15 @@ pub struct Bench {
     /// Kept alive: the fakes run on it.
     _fakes_runtime: tokio::runtime::Runtime,
     fakes: RunningFakes,
+    transport: Transport,
     gsm_proxy: Proxy,
+    /// Google STS (and, over plain HTTP, Secret Manager too).
     gcp_proxy: Proxy,
+    /// Over TLS, Secret Manager's own front: another host, another connection, as deployed.
+    gcp_sm_proxy: Option<Proxy>,
     azure_proxy: Proxy,
+    /// The CA the Azure clients trust (and, over TLS, every client).
+    ca_pem: String,
     minter: Minter,
     vault_addr: String,
 }
@@ -276,6 +291,7 @@ impl std::fmt::Debug for Bench {
         f.debug_struct("Bench")
             .field("gsm_proxy", &self.gsm_proxy)
             .field("gcp_proxy", &self.gcp_proxy)
+            .field("gcp_sm_proxy", &self.gcp_sm_proxy)
             .field("azure_proxy", &self.azure_proxy)
             .finish_non_exhaustive()
     }
@@ -297,7 +313,7 @@ fn vault_url() -> String {
     )
 }
 
-fn vault_host() -> String {
+pub(super) fn vault_host() -> String {
     format!(
         "{}{}",
         defaults::AZURE_VAULT,
@@ -316,8 +332,9 @@ fn gcp_audience() -> String {
 }
 
 impl Bench {
-    /// Seeds OpenBao's GitLab layout with the bench's paths, starts the fakes and the proxies.
-    pub fn start(env: &E2eEnv) -> Result<Self> {
+    /// Seeds OpenBao's GitLab layout with the bench's paths, starts the fakes and the proxies:
+    /// plain ones, or with `tls` the TLS fronts of `providers_tls.rs`.
+    pub fn start(env: &E2eEnv, tls: Option<&Tls>) -> Result<Self> {
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(30))
             .no_proxy()
@@ -341,16 +358,41 @@ impl Bench {
         let loopback: SocketAddr = "127.0.0.1:0".parse()?;
         let fixture = bench_fixture(env.oidc_issuer())?;
         let fakes = fakes_runtime
-            .block_on(RunningFakes::start(fixture, loopback, loopback))
+            .block_on(RunningFakes::start(fixture.clone(), loopback, loopback))
             .context("starting the cloud fakes")?;
+        let vault = socket_addr(env.vault_addr())?;
+        let (transport, gsm_proxy, gcp_proxy, gcp_sm_proxy, azure_proxy, ca_pem) = match tls {
+            None => (
+                Transport::Plain,
+                Proxy::start(vault, ProxyConfig::default())?,
+                Proxy::start(fakes.gcp_addr(), ProxyConfig::default())?,
+                None,
+                Proxy::start(fakes.azure_addr(), ProxyConfig::default())?,
+                fakes.ca_pem().to_owned(),
+            ),
+            Some(tls) => {
+                let f = providers_tls::Fronts::start(tls, &fakes_runtime, &fakes, &fixture, vault)?;
+                (
+                    Transport::Tls,
+                    f.gsm,
+                    f.gcp_sts,
+                    Some(f.gcp_sm),
+                    f.azure,
+                    tls.ca_pem().to_owned(),
+                )
+            }
+        };
         Ok(Self {
             runtime: tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()?,
-            gsm_proxy: Proxy::start(socket_addr(env.vault_addr())?, ProxyConfig::default())?,
-            gcp_proxy: Proxy::start(fakes.gcp_addr(), ProxyConfig::default())?,
-            azure_proxy: Proxy::start(fakes.azure_addr(), ProxyConfig::default())?,
+            transport,
+            gsm_proxy,
+            gcp_proxy,
+            gcp_sm_proxy,
+            azure_proxy,
+            ca_pem,
             _fakes_runtime: fakes_runtime,
             fakes,
             minter: env.minter(),
@@ -358,17 +400,27 @@ impl Bench {
         })
     }
 
-    fn proxy(&self, cloud: Cloud) -> &Proxy {
+    /// The proxies `cloud`'s clients go through.
+    fn proxies(&self, cloud: Cloud) -> Vec<&Proxy> {
         match cloud {
-            Cloud::GitlabSm => &self.gsm_proxy,
-            Cloud::Gcp => &self.gcp_proxy,
-            Cloud::Azure => &self.azure_proxy,
+            Cloud::GitlabSm => vec![&self.gsm_proxy],
+            Cloud::Gcp => std::iter::once(&self.gcp_proxy)
+                .chain(&self.gcp_sm_proxy)
+                .collect(),
+            Cloud::Azure => vec![&self.azure_proxy],
         }
     }
 
+    /// Secret Manager's proxy.
+    fn gcp_sm(&self) -> &Proxy {
+        self.gcp_sm_proxy.as_ref().unwrap_or(&self.gcp_proxy)
+    }
+
     fn set_delay(&self, delay: Duration) {
-        for p in [&self.gsm_proxy, &self.gcp_proxy, &self.azure_proxy] {
-            p.set_delay(delay);
+        for cloud in [Cloud::GitlabSm, Cloud::Gcp, Cloud::Azure] {
+            for p in self.proxies(cloud) {
+                p.set_delay(delay);
+            }
         }
     }
 
@@ -467,18 +519,26 @@ impl Bench {
     /// The provider for `cloud`, its servers at the proxies.
     fn provider(&self, cloud: Cloud) -> Result<Arc<dyn SecretProvider>> {
         Ok(match cloud {
-            Cloud::GitlabSm => Arc::new(GitlabSecretsManagerBuilder::new().build()?),
+            Cloud::GitlabSm => {
+                let builder = GitlabSecretsManagerBuilder::new();
+                Arc::new(match self.transport {
+                    Transport::Plain => builder.build()?,
+                    Transport::Tls => builder.with_ca_bundle(self.ca_pem.as_bytes()).build()?,
+                })
+            }
+            // Over TLS the Google client trusts the bench's CA through `SSL_CERT_FILE` (the
+            // system trust store: the bench re-runs itself with it set).
             Cloud::Gcp => Arc::new(
                 GcpSecretManagerBuilder::new()
                     .with_sts_endpoint(self.gcp_proxy.url())
-                    .with_secretmanager_endpoint(self.gcp_proxy.url())
+                    .with_secretmanager_endpoint(self.gcp_sm().url())
                     .build()?,
             ),
             Cloud::Azure => {
                 let proxy = self.azure_proxy.addr();
                 Arc::new(
                     AzureKeyVaultBuilder::new()
-                        .with_ca_bundle(self.fakes.ca_pem().as_bytes())
+                        .with_ca_bundle(self.ca_pem.as_bytes())
                         .with_resolve_for_tests(cloud_fakes::azure::LOGIN_HOST, proxy)
                         .with_resolve_for_tests(vault_host(), proxy)
                         .build()?,
@@ -488,7 +548,9 @@ impl Bench {
     }
 
     fn reset(&self, cloud: Cloud) {
-        self.proxy(cloud).reset_stats();
+        for p in self.proxies(cloud) {
+            p.reset_stats();
+        }
         self.fakes.counters().reset();
     }
 
@@ -498,16 +560,28 @@ impl Bench {
         wall: Duration,
         reported: BTreeMap<String, u64>,
     ) -> Result<Sample> {
-        let proxy = self.proxy(cloud).stats();
+        let mut proxy = ProxyStats::default();
+        let mut connections = Vec::new();
+        for p in self.proxies(cloud) {
+            let stats = p.stats();
+            proxy.connections += stats.connections;
+            proxy.tls_handshakes += stats.tls_handshakes;
+            proxy.requests += stats.requests;
+            proxy.streams += stats.streams;
+            proxy.responses += stats.responses;
+            proxy.max_in_flight = proxy.max_in_flight.max(stats.max_in_flight);
+            connections.extend(p.connections());
+        }
         let kinds: BTreeMap<String, u64> = cloud_fakes::Kind::ALL
             .iter()
             .map(|k| (k.name().to_owned(), self.fakes.counters().get(*k)))
             .filter(|(_, v)| *v > 0)
             .collect();
-        let (server_requests, server_kinds) = match cloud {
-            Cloud::GitlabSm => (proxy.requests, None),
-            Cloud::Gcp => (proxy.requests, Some(kinds)),
-            Cloud::Azure => (kinds.values().sum(), Some(kinds)),
+        // Azure over plain HTTP: the proxy forwards the fake's own TLS, so the fake counts.
+        let (server_requests, server_kinds) = match (cloud, self.transport) {
+            (Cloud::GitlabSm, _) => (proxy.requests, None),
+            (Cloud::Gcp, _) | (Cloud::Azure, Transport::Tls) => (proxy.requests, Some(kinds)),
+            (Cloud::Azure, Transport::Plain) => (kinds.values().sum(), Some(kinds)),
         };
         Ok(Sample {
             wall,
@@ -515,6 +589,7 @@ impl Bench {
             server_requests,
             server_kinds,
             reported: reported.into_iter().filter(|(_, v)| *v > 0).collect(),
+            connections,
         })
     }
 
@@ -617,7 +692,7 @@ impl Bench {
         let mut order: Vec<usize> = (0..SECRETS).collect();
         shuffle(&mut order);
         let target = azure_runner::Target {
-            ca_pem: self.fakes.ca_pem(),
+            ca_pem: &self.ca_pem,
             addr: self.azure_proxy.addr(),
             resolve: vec![cloud_fakes::azure::LOGIN_HOST.to_owned(), vault_host()],
             vault_url: vault_url(),
@@ -629,8 +704,10 @@ impl Bench {
         let (got, counts) = self.runtime.block_on(async {
             let mut counts = azure_runner::Counts::default();
             let mut got = BTreeMap::new();
+            let http = azure_runner::client(&target)?;
             for i in order {
                 let v = azure_runner::get_secret(
+                    &http,
                     &target,
                     &jwt,
                     &secret_name(w.cloud, i),
@@ -692,6 +769,9 @@ fn check_counts(cell: &mut Cell, sample: &Sample) {
             sample.server_requests
         ));
     }
+    if cell.transport == Transport::Tls {
+        providers_tls::check_connections(&cell.workload, cell.who, sample, &mut problems);
+    }
     for p in problems {
         if !cell.mismatches.contains(&p) {
             cell.mismatches.push(p);
@@ -699,12 +779,20 @@ fn check_counts(cell: &mut Cell, sample: &Sample) {
     }
 }
 
-/// Runs W6-W8: with `quick`, once each at d = 0; else [`RUNS`] times at every delay,
-/// alternating the contenders.
-pub fn measure(env: &E2eEnv, quick: bool) -> Result<ProviderResults> {
+/// Runs W6-W8 over plain HTTP, or over TLS with `tls`: with `quick`, once each at d = 0;
+/// else [`RUNS`] times at every delay, alternating the contenders.
+pub fn measure(env: &E2eEnv, quick: bool, tls: Option<&Tls>) -> Result<ProviderResults> {
     let started = Instant::now();
-    println!("\n==> provider workloads (W6 GitLab SM, W7 GCP, W8 Azure)");
-    let bench = Bench::start(env)?;
+    let transport = if tls.is_some() {
+        Transport::Tls
+    } else {
+        Transport::Plain
+    };
+    println!(
+        "\n==> provider workloads (W6 GitLab SM, W7 GCP, W8 Azure) over {}",
+        transport.label()
+    );
+    let bench = Bench::start(env, tls)?;
     let delays: &[u64] = if quick { &[0] } else { &DELAYS_MS };
     let runs = if quick { 1 } else { RUNS };
     let mut results = ProviderResults {
@@ -717,6 +805,7 @@ pub fn measure(env: &E2eEnv, quick: bool) -> Result<ProviderResults> {
             let mut cells: Vec<Cell> = Who::ALL
                 .iter()
                 .map(|&who| Cell {
+                    transport,
                     workload: w.clone(),
                     who,
                     delay_ms: delay,
@@ -743,11 +832,13 @@ pub fn measure(env: &E2eEnv, quick: bool) -> Result<ProviderResults> {
             for cell in &cells {
                 let first = &cell.samples[0];
                 println!(
-                    "  {:<34} median {:>9.1} ms  requests {:>4}  connections {:>4}  {}{}",
+                    "  {:<34} median {:>9.1} ms  requests {:>4}  connections {:>4}  handshakes {:>4}  streams {:>4}  {}{}",
                     cell.who.label(),
                     ms(median(&cell.samples)),
                     first.server_requests,
                     first.proxy.connections,
+                    first.proxy.tls_handshakes,
+                    first.proxy.streams,
                     counts_text(&first.reported),
                     if cell.mismatches.is_empty() {
                         String::new()
@@ -765,7 +856,7 @@ pub fn measure(env: &E2eEnv, quick: bool) -> Result<ProviderResults> {
 }
 
 /// `date -u '+%Y-%m-%d %H:%M'`.
-fn utc_now() -> String {
+pub(super) fn utc_now() -> String {
     std::process::Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M"])
         .output()
@@ -775,22 +866,22 @@ fn utc_now() -> String {
         .unwrap_or_else(|| "unknown date".to_owned())
 }
 
-fn ms(d: Duration) -> f64 {
+pub(super) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn sorted_walls(samples: &[Sample]) -> Vec<Duration> {
+pub(super) fn sorted_walls(samples: &[Sample]) -> Vec<Duration> {
     let mut walls: Vec<Duration> = samples.iter().map(|s| s.wall).collect();
     walls.sort();
     walls
 }
 
-fn median(samples: &[Sample]) -> Duration {
+pub(super) fn median(samples: &[Sample]) -> Duration {
     let walls = sorted_walls(samples);
     walls[walls.len() / 2]
 }
 
-fn counts_text(counts: &BTreeMap<String, u64>) -> String {
+pub(super) fn counts_text(counts: &BTreeMap<String, u64>) -> String {
     counts
         .iter()
         .map(|(k, v)| format!("{k} {v}"))
@@ -830,7 +921,9 @@ pub fn markdown(r: &ProviderResults, command: &str) -> String {
          runner, for each secret with a new credential and client, the unauthenticated GET \
          answered by the 401 challenge, MSAL's tenant discovery, the token request and the \
          GET again (reproduced by hand in `xtask/src/bench/azure_runner.rs`, as azsecrets and \
-         azidentity send them).\n\
+         azidentity send them), over connections reused from one secret to the next: both \
+         use azcore's process-wide default HTTP client (one client for the run here, cold at \
+         its start).\n\
          - Each workload has its own `loopback-proxy` (one-way delay d, a new connection \
          costs one more round trip). Azure's fake serves TLS under the real host names: the \
          bench points `login.microsoftonline.com` and the vault's host at the proxy through \

@@ -6,7 +6,7 @@
 //! timing, and because LocalStack and the cloud fakes serve plain HTTP here; the client's
 //! bytes still cross the delayed link before the TLS server, so every new connection pays
 //! its TCP round trip and its TLS 1.3 handshake round trip. The certificate is issued for
-//! `127.0.0.1` by a test CA the bench creates on each run (`cloud_fakes::tls::Pki`), written
+//! `127.0.0.1` (and Azure's host names, for W8) by a test CA the bench creates on each run (`cloud_fakes::tls::Pki`), written
 //! to `target/xtask/bench/tls/ca.pem`. What each front offers by ALPN follows the service it
 //! stands for: Vault (OpenBao, a Go server) offers `h2` and `http/1.1`, as Go's TLS listener
 //! does; AWS's query and JSON endpoints (STS, Secrets Manager) are HTTP/1.1 only.
@@ -128,7 +128,7 @@ pub fn reexec_trusting_ca(paths: &Paths, args: &[&str]) -> Result<()> {
 }
 
 /// The run's test PKI: a fresh CA (written to [`ca_path`]) and a certificate for
-/// `127.0.0.1`.
+/// `127.0.0.1` (and Azure's host names, for the provider workloads).
 pub struct Tls {
     pki: Pki,
     ca_file: PathBuf,
@@ -148,7 +148,13 @@ impl Tls {
         if !trusts_bench_ca(paths) {
             bail!("{SSL_CERT_FILE} does not name the bench's CA: the bench re-runs itself first");
         }
-        let pki = Pki::generate(&["127.0.0.1".to_owned(), "localhost".to_owned()])?;
+        // Azure's host names too: the Azure front (`providers_tls.rs`) serves them.
+        let pki = Pki::generate(&[
+            "127.0.0.1".to_owned(),
+            "localhost".to_owned(),
+            cloud_fakes::azure::LOGIN_HOST.to_owned(),
+            format!("*{}", cloud_fakes::azure::VAULT_SUFFIX),
+        ])?;
         let ca_file = ca_path(paths);
         fs::create_dir_all(ca_file.parent().context("the CA path has a parent")?)?;
         fs::write(&ca_file, &pki.ca_pem)
@@ -158,6 +164,17 @@ impl Tls {
 
     pub fn ca_file(&self) -> &Path {
         &self.ca_file
+    }
+
+    /// The CA certificate, PEM.
+    pub fn ca_pem(&self) -> &str {
+        &self.pki.ca_pem
+    }
+
+    /// A TLS front for `upstream` offering `alpn` (in order of preference).
+    pub fn front(&self, upstream: SocketAddr, alpn: &[&[u8]]) -> Result<Proxy> {
+        let config = self.pki.server_config(alpn)?;
+        Ok(Proxy::start_tls(upstream, ProxyConfig::default(), config)?)
     }
 
     /// A TLS front for a Vault-like server: ALPN `h2` then `http/1.1`.
