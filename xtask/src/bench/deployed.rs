@@ -4,6 +4,7 @@
 //! with the targets, each marked met or missed.
 
 use super::contender::{Contender, Ctx, Sample};
+use super::docs_section;
 use super::workload::Workload;
 use super::{Cell, Results, spread};
 use anyhow::{Context as _, Result, bail};
@@ -496,15 +497,7 @@ pub fn markdown(r: &Results) -> String {
     let _ = writeln!(
         s,
         "\nCount checks over TLS: {}.",
-        if mismatches.is_empty() {
-            "every run as expected".to_owned()
-        } else {
-            format!(
-                "**{} mismatch(es)**: {}",
-                mismatches.len(),
-                mismatches.join("; ")
-            )
-        }
+        docs_section::count_checks(&mismatches)
     );
 
     let _ = writeln!(
@@ -614,18 +607,7 @@ pub fn markdown(r: &Results) -> String {
 
 /// Puts the section into docs/benchmarks.md: in place of the previous one, or at the end.
 pub fn write_section(root: &Path, r: &Results) -> Result<()> {
-    let path = root.join("docs/benchmarks.md");
-    let text = fs::read_to_string(&path).unwrap_or_default();
-    let section = markdown(r);
-    let text = match (text.find(BEGIN), text.find(END)) {
-        (Some(b), Some(e)) if b < e => format!(
-            "{}{section}{}",
-            &text[..b],
-            &text[e + END.len()..].trim_start_matches('\n')
-        ),
-        _ => format!("{}\n\n{section}", text.trim_end()),
-    };
-    fs::write(&path, text).context("writing docs/benchmarks.md")
+    docs_section::write(root, BEGIN, END, &markdown(r), &[])
 }
 
 #[cfg(test)]

@@ -430,18 +430,5 @@ pub fn markdown(r: &MaskingResults) -> String {
 
 /// Puts the section into docs/benchmarks.md: in place of the previous one, or at the end.
 pub fn write_section(root: &Path, r: &MaskingResults) -> Result<()> {
-    let path = root.join("docs/benchmarks.md");
-    let text = fs::read_to_string(&path).unwrap_or_default();
-    let section = markdown(r);
-    let text = match (text.find(BEGIN), text.find(END)) {
-        (Some(b), Some(e)) if b < e => {
-            format!(
-                "{}{section}{}",
-                &text[..b],
-                &text[e + END.len()..].trim_start_matches('\n')
-            )
-        }
-        _ => format!("{}\n{section}", text.trim_end()),
-    };
-    fs::write(&path, text).context("writing docs/benchmarks.md")
+    super::docs_section::write(root, BEGIN, END, &markdown(r), &[])
 }

@@ -15,6 +15,7 @@
 mod azure_runner;
 mod contender;
 mod deployed;
+mod docs_section;
 mod masking;
 mod providers;
 mod providers_tls;

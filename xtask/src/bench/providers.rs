@@ -16,6 +16,7 @@
 use super::DELAYS_MS;
 use super::azure_runner;
 use super::contender::shuffle;
+use super::docs_section::{self, Anchor};
 use super::providers_tls;
 use super::transport::{Tls, Transport};
 use crate::seed_gitlab_sm::GROUP_NAMESPACE;
@@ -43,6 +44,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The section of docs/benchmarks.md these workloads write.
+/// The heading the providers' sections go before.
+pub const MICRO: &str = "\n## Micro-benchmarks";
+
 pub const BEGIN: &str = "<!-- providers: begin -->";
 /// Its end.
 pub const END: &str = "<!-- providers: end -->";
@@ -1014,23 +1018,10 @@ pub fn markdown(r: &ProviderResults, command: &str) -> String {
     s
 }
 
-/// Writes (or replaces) the section in `docs/benchmarks.md`.
+/// Writes (or replaces) the section in `docs/benchmarks.md`, before the micro-benchmarks.
 pub fn write_section(root: &Path, r: &ProviderResults, command: &str) -> Result<()> {
-    let path = root.join("docs/benchmarks.md");
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
     let section = markdown(r, command);
-    let text = match (text.find(BEGIN), text.find(END)) {
-        (Some(b), Some(e)) if b < e => format!(
-            "{}{section}{}",
-            &text[..b],
-            &text[e + END.len()..].trim_start_matches('\n')
-        ),
-        _ => match text.find("\n## Micro-benchmarks") {
-            Some(at) => format!("{}\n\n{section}{}", &text[..at].trim_end(), &text[at..]),
-            None => format!("{}\n\n{section}", text.trim_end()),
-        },
-    };
-    std::fs::write(&path, text).context("writing docs/benchmarks.md")
+    docs_section::write(root, BEGIN, END, &section, &[Anchor::Before(MICRO)])
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@
 //! here compare them with what each algorithm must cost: see [`expected_connections`].
 
 use super::DELAYS_MS;
+use super::docs_section::{self, Anchor};
 use super::providers::{
     Cell, Cloud, GSM_PATHS, ProviderResults, SECRETS, Sample, Who, Workload, counts_text, median,
     ms, sorted_walls, utc_now,
@@ -259,15 +260,7 @@ pub fn markdown(r: &ProviderResults, command: &str) -> String {
     let _ = writeln!(
         s,
         "\nCount checks over TLS: {}.\n",
-        if mismatches.is_empty() {
-            "every run as expected".to_owned()
-        } else {
-            format!(
-                "**{} mismatch(es)**: {}",
-                mismatches.len(),
-                mismatches.join("; ")
-            )
-        }
+        docs_section::count_checks(&mismatches)
     );
     let _ = writeln!(
         s,
@@ -320,32 +313,11 @@ fn row(cell: &Cell) -> String {
 /// Writes (or replaces) the section in `docs/benchmarks.md`: after the plain-HTTP providers
 /// section, else before the micro-benchmarks, else at the end.
 pub fn write_section(root: &Path, r: &ProviderResults, command: &str) -> Result<()> {
-    let path = root.join("docs/benchmarks.md");
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    let section = markdown(r, command);
-    let text = match (text.find(BEGIN), text.find(END)) {
-        (Some(b), Some(e)) if b < e => format!(
-            "{}{section}{}",
-            &text[..b],
-            &text[e + END.len()..].trim_start_matches('\n')
-        ),
-        _ => match (
-            text.find(super::providers::END),
-            text.find("\n## Micro-benchmarks"),
-        ) {
-            (Some(at), _) => {
-                let at = at + super::providers::END.len();
-                format!(
-                    "{}\n{section}\n{}",
-                    &text[..at],
-                    text[at..].trim_start_matches('\n')
-                )
-            }
-            (None, Some(at)) => format!("{}\n\n{section}{}", &text[..at].trim_end(), &text[at..]),
-            (None, None) => format!("{}\n\n{section}", text.trim_end()),
-        },
-    };
-    std::fs::write(&path, text).context("writing docs/benchmarks.md")
+    let anchors = [
+        Anchor::After(super::providers::END),
+        Anchor::Before(super::providers::MICRO),
+    ];
+    docs_section::write(root, BEGIN, END, &markdown(r, command), &anchors)
 }
 
 #[cfg(test)]
