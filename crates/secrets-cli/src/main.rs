@@ -22,6 +22,7 @@ mod input;
 mod mask_pump;
 mod output;
 mod supervise;
+mod warm_up;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -29,6 +30,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     hardening::at_start();
+    warm_up::start_for(&cli.command);
     let env = env::ProcessEnv::capture();
     init_logging(cli.verbose, cli.quiet, &env);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
