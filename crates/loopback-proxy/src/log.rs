@@ -123,13 +123,16 @@ impl Log {
         id
     }
 
-    /// Notes a completed TLS handshake on connection `id` and what ALPN chose.
+    /// Notes a completed TLS handshake on connection `id` and what ALPN chose. A handshake
+    /// that completes after a reset, on a connection opened before it (the proxy's delay
+    /// lags the client, which may be gone), is not counted: handshakes stay a count of this
+    /// period's connections.
     pub(crate) fn tls_done(&self, id: u64, protocol: Protocol) {
-        self.tls_handshakes.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
         if let Ok(mut r) = self.records.lock()
             && let Some(c) = r.connections.iter_mut().rev().find(|c| c.id == id)
         {
+            self.tls_handshakes.fetch_add(1, Ordering::Relaxed);
             c.tls_done = Some(now);
             c.protocol = protocol;
         }
@@ -206,6 +209,9 @@ impl Log {
     }
 
     pub(crate) fn reset(&self) {
+        // Under the records' lock, so that a handshake noted meanwhile is counted in one
+        // period or the other, never in the new one for a cleared connection.
+        let mut records = self.records.lock();
         for c in [
             &self.connections,
             &self.tls_handshakes,
@@ -220,7 +226,7 @@ impl Log {
         let now = self.in_flight.load(Ordering::Acquire).max(0);
         self.max_in_flight
             .store(u64::try_from(now).unwrap_or(0), Ordering::Release);
-        if let Ok(mut r) = self.records.lock() {
+        if let Ok(r) = records.as_mut() {
             r.generation += 1;
             r.connections.clear();
             r.requests.clear();
@@ -248,4 +254,22 @@ pub(crate) struct RequestHead {
     pub(crate) method: String,
     pub(crate) path: String,
     pub(crate) amz_target: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handshake_finishing_after_a_reset_is_not_counted() {
+        let log = Log::default();
+        let before = log.connection_opened(Instant::now(), Protocol::Http1);
+        log.reset();
+        log.tls_done(before, Protocol::Http1);
+        assert_eq!(log.stats().tls_handshakes, 0);
+        let after = log.connection_opened(Instant::now(), Protocol::Http1);
+        log.tls_done(after, Protocol::Http2);
+        let stats = log.stats();
+        assert_eq!((stats.connections, stats.tls_handshakes), (1, 1));
+    }
 }
