@@ -30,15 +30,15 @@ async fn requests_to(server: &MockServer, to: &str) -> usize {
         .count()
 }
 
-/// Login answers, reads stall for 30 s, revokes are counted.
-async fn vault_with_stalled_read() -> MockServer {
+/// A Vault whose login answers with `token`, whose read of `secret/ci/app` answers
+/// `password` after `read_delay`, and whose revokes are counted.
+async fn vault(token: &str, password: &str, read_delay: Duration) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("PUT"))
         .and(path("/v1/auth/jwt/login"))
         .respond_with(
-            ResponseTemplate::new(200).set_body_json(
-                json!({"auth": {"client_token": "hvs.shutdown", "lease_duration": 60}}),
-            ),
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"auth": {"client_token": token, "lease_duration": 60}})),
         )
         .mount(&server)
         .await;
@@ -51,12 +51,17 @@ async fn vault_with_stalled_read() -> MockServer {
         .and(path("/v1/secret/data/ci/app"))
         .respond_with(
             ResponseTemplate::new(200)
-                .set_body_json(json!({"data": {"data": {"password": "late"}}}))
-                .set_delay(Duration::from_secs(30)),
+                .set_body_json(json!({"data": {"data": {"password": password}}}))
+                .set_delay(read_delay),
         )
         .mount(&server)
         .await;
     server
+}
+
+/// Login answers, reads stall for 30 s.
+async fn vault_with_stalled_read() -> MockServer {
+    vault("hvs.shutdown", "late", Duration::from_secs(30)).await
 }
 
 #[test]
@@ -113,32 +118,9 @@ fn dropping_the_runtime_mid_resolution_still_revokes_the_token() {
     }
 }
 
-/// Login and a read answer, revokes are counted.
+/// Login and a read answer at once.
 async fn vault_answering() -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("PUT"))
-        .and(path("/v1/auth/jwt/login"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(
-                json!({"auth": {"client_token": "hvs.deferred", "lease_duration": 60}}),
-            ),
-        )
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v1/auth/token/revoke-self"))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/v1/secret/data/ci/app"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"data": {"data": {"password": "on-time"}}})),
-        )
-        .mount(&server)
-        .await;
-    server
+    vault("hvs.deferred", "on-time", Duration::ZERO).await
 }
 
 #[test]
