@@ -8,7 +8,8 @@ use loopback_proxy::{ConnectionRecord, Proxy, ProxyStats, RequestRecord};
 use provider_aws_sm::AwsSecretsManagerBuilder;
 use provider_vault::VaultProviderBuilder;
 use secrets_core::{
-    Environment, JobPayload, ProviderKind, ResolveContext, SecretProvider, SecretRequest, Variables,
+    Environment, JobPayload, ProviderKind, ResolveContext, Secret, SecretProvider, SecretRequest,
+    Variables,
 };
 use secrets_resolver::{ResolveOptions, Resolver};
 use std::collections::BTreeMap;
@@ -335,30 +336,14 @@ impl Ctx {
                     ),
                     other => bail!("{key}: unexpected providers {other:?}"),
                 };
-                let request = SecretRequest {
-                    variable: key.clone(),
-                    secret: expanded,
-                };
-                // The first error aborts, as in the runner.
-                let resolved = provider
-                    .resolve(std::slice::from_ref(&request), &ctx)
-                    .await
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| anyhow!("{key}: no result"))?
-                    .map_err(|e| anyhow!("reproduction: {e}"))?;
-                got.insert(key.clone(), resolved.value.expose().to_owned());
+                let value = resolve_alone(provider.as_ref(), key, expanded, &ctx).await?;
+                got.insert(key.clone(), value);
             }
             Ok::<_, anyhow::Error>(got)
         })?;
         let wall = start.elapsed();
         check_values(workload, &got, Contender::Reproduction)?;
-        let reported = ctx
-            .requests
-            .snapshot()
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
+        let reported = counts_of(&ctx);
         Ok(self.sample(wall, Some(reported)))
     }
 
@@ -497,6 +482,37 @@ pub fn write_private(path: &Path, text: &str) -> Result<()> {
     use secrets_core::private_file::{Existing, write};
     write(path, text.as_bytes(), Existing::Replace)
         .with_context(|| format!("cannot create {}", path.display()))
+}
+
+/// One secret resolved alone, as the runner resolves each secret; its error aborts the run,
+/// as in the runner.
+pub(super) async fn resolve_alone(
+    provider: &dyn SecretProvider,
+    key: &str,
+    secret: Secret,
+    ctx: &ResolveContext,
+) -> Result<String> {
+    let request = SecretRequest {
+        variable: key.to_owned(),
+        secret,
+    };
+    let resolved = provider
+        .resolve(std::slice::from_ref(&request), ctx)
+        .await
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow!("{key}: no result"))?
+        .map_err(|e| anyhow!("reproduction: {e}"))?;
+    Ok(resolved.value.expose().to_owned())
+}
+
+/// The requests `ctx` counted, by kind.
+pub(super) fn counts_of(ctx: &ResolveContext) -> BTreeMap<String, u64> {
+    ctx.requests
+        .snapshot()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
 }
 
 #[cfg(test)]

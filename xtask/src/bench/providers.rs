@@ -15,7 +15,7 @@
 
 use super::DELAYS_MS;
 use super::azure_runner;
-use super::contender::shuffle;
+use super::contender::{counts_of, resolve_alone, shuffle};
 use super::docs_section::{self, Anchor};
 use super::providers_tls;
 use super::transport::{Tls, Transport};
@@ -31,9 +31,7 @@ use provider_azure_kv::AzureKeyVaultBuilder;
 use provider_gcp_sm::GcpSecretManagerBuilder;
 use provider_gitlab_sm::GitlabSecretsManagerBuilder;
 use secrecy::ExposeSecret as _;
-use secrets_core::{
-    JobPayload, ProviderKind, ResolveContext, SecretProvider, SecretRequest, Variables,
-};
+use secrets_core::{JobPayload, ProviderKind, ResolveContext, SecretProvider, Variables};
 use secrets_resolver::{ResolveOptions, Resolver};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -659,29 +657,14 @@ impl Bench {
                     expanded.expand_variables(&lookup);
                 }
                 let provider = self.provider(w.cloud)?;
-                let request = SecretRequest {
-                    variable: key.clone(),
-                    secret: expanded,
-                };
-                let resolved = provider
-                    .resolve(std::slice::from_ref(&request), &ctx)
-                    .await
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| anyhow!("{key}: no result"))?
-                    .map_err(|e| anyhow!("reproduction: {e}"))?;
-                got.insert(key.clone(), resolved.value.expose().to_owned());
+                let value = resolve_alone(provider.as_ref(), key, expanded, &ctx).await?;
+                got.insert(key.clone(), value);
             }
             Ok::<_, anyhow::Error>(got)
         })?;
         let wall = start.elapsed();
         check_values(w, &got, Who::Reproduction)?;
-        let reported = ctx
-            .requests
-            .snapshot()
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
+        let reported = counts_of(&ctx);
         self.sample(w.cloud, wall, reported)
     }
 
