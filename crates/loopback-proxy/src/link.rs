@@ -154,12 +154,12 @@ pub(crate) async fn direction<R, W>(
         while let Some(item) = rx.recv().await {
             match item {
                 Item::Eof(at) => {
-                    tokio::time::sleep_until(at).await;
+                    crate::clock::sleep_until(at.into_std()).await;
                     let _ = to.shutdown().await;
                     return;
                 }
                 Item::Data(at, bytes) => {
-                    tokio::time::sleep_until(at).await;
+                    crate::clock::sleep_until(at.into_std()).await;
                     if side == Side::Response {
                         // Hold while stalled.
                         if fault
