@@ -6,7 +6,6 @@ use crate::requests::{SM_BATCH_GET, SM_GET};
 use crate::transport::SmTransport;
 use crate::value::raw_text;
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::config::endpoint::{DefaultResolver, Params, ResolveEndpoint as _};
 use aws_sdk_secretsmanager::config::interceptors::{
     BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextRef,
 };
@@ -15,8 +14,6 @@ use aws_sdk_secretsmanager::error::BoxError;
 use aws_smithy_types::body::SdkBody;
 use aws_types::SdkConfig;
 use aws_types::region::Region;
-use aws_types::service_config::ServiceConfigKey;
-use http::Uri;
 use provider_http::{AnswerTooLarge, MAX_ANSWER_BYTES};
 use secrecy::SecretString;
 use secrets_core::{ErrorKind, RequestCounter, RequestKind};
@@ -93,38 +90,6 @@ impl Intercept for CapAnswerSize {
         });
         Ok(())
     }
-}
-
-/// The URL Secrets Manager's client of `sdk` calls in `region`, found as the SDK finds it:
-/// the client's own endpoint URL, else `AWS_ENDPOINT_URL_SECRETS_MANAGER` or the profile's
-/// `services` section, else `AWS_ENDPOINT_URL`, else the regional endpoint (FIPS and dual
-/// stack as configured). `None` when the SDK would not resolve one either.
-pub(crate) async fn endpoint(sdk: &SdkConfig, region: &str) -> Option<Uri> {
-    let configured = if sdk.get_origin("endpoint_url").is_client_config() {
-        sdk.endpoint_url().map(str::to_owned)
-    } else {
-        let key = ServiceConfigKey::builder()
-            .service_id("Secrets Manager")
-            .env("AWS_ENDPOINT_URL")
-            .profile("endpoint_url")
-            .build()
-            .ok()?;
-        sdk.service_config()
-            .and_then(|conf| conf.load_config(key))
-            .or_else(|| sdk.endpoint_url().map(str::to_owned))
-    };
-    let params = Params::builder()
-        .region(region)
-        .use_fips(sdk.use_fips().unwrap_or(false))
-        .use_dual_stack(sdk.use_dual_stack().unwrap_or(false))
-        .set_endpoint(configured)
-        .build()
-        .ok()?;
-    let resolved = DefaultResolver::new()
-        .resolve_endpoint(&params)
-        .await
-        .ok()?;
-    resolved.url().parse().ok()
 }
 
 /// A Secrets Manager client for one identity and one region.
@@ -366,99 +331,5 @@ mod tests {
         entries[2] = Some(Ok(SecretString::from("x")));
         assert_eq!(find(&ids, &entries, Some(full), Some("db")), None);
         assert!(!is_partial_arn_of("db", "dbx-AbCdEf"));
-    }
-
-    /// An HTTP client that records the URI of each request and answers nothing.
-    #[derive(Debug, Clone, Default)]
-    struct Capture(std::sync::Arc<std::sync::Mutex<Vec<Uri>>>);
-
-    impl aws_smithy_runtime_api::client::http::HttpClient for Capture {
-        fn http_connector(
-            &self,
-            _: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
-            _: &RuntimeComponents,
-        ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
-            aws_smithy_runtime_api::client::http::SharedHttpConnector::new(self.clone())
-        }
-    }
-
-    impl aws_smithy_runtime_api::client::http::HttpConnector for Capture {
-        fn call(
-            &self,
-            request: aws_smithy_runtime_api::client::orchestrator::HttpRequest,
-        ) -> aws_smithy_runtime_api::client::http::HttpConnectorFuture {
-            self.0.lock().unwrap().push(request.uri().parse().unwrap());
-            aws_smithy_runtime_api::client::http::HttpConnectorFuture::ready(Err(
-                aws_smithy_runtime_api::client::result::ConnectorError::user("captured".into()),
-            ))
-        }
-    }
-
-    async fn sdk_with(vars: &[(&str, &str)]) -> SdkConfig {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .env(aws_types::os_shim_internal::Env::from_slice(vars))
-            .fs(aws_types::os_shim_internal::Fs::from_slice(&[]))
-            .region(Region::new("eu-west-1"))
-            .credentials_provider(aws_credential_types::Credentials::new(
-                "AKIDEXAMPLE",
-                "secret",
-                None,
-                None,
-                "test",
-            ))
-            .retry_config(aws_config::retry::RetryConfig::disabled())
-            .load()
-            .await
-    }
-
-    /// Where the SDK's own client sends `GetSecretValue` in `region`.
-    async fn dispatched(sdk: &SdkConfig, region: &str) -> Uri {
-        let capture = Capture::default();
-        let conf = aws_sdk_secretsmanager::config::Builder::from(sdk)
-            .region(Region::new(region.to_owned()))
-            .http_client(capture.clone())
-            .build();
-        let _ = Client::from_conf(conf)
-            .get_secret_value()
-            .secret_id("x")
-            .send()
-            .await;
-        let sent = capture.0.lock().unwrap().clone();
-        assert_eq!(sent.len(), 1, "one attempt");
-        sent[0].clone()
-    }
-
-    #[tokio::test]
-    async fn the_endpoint_opened_ahead_is_the_one_the_sdk_calls() {
-        let cases: &[&[(&str, &str)]] = &[
-            &[],
-            &[("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")],
-            &[
-                ("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"),
-                (
-                    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
-                    "https://sm.example.test:8443",
-                ),
-            ],
-            &[("AWS_ENDPOINT_URL_STS", "https://sts.example.test")],
-            &[("AWS_USE_FIPS_ENDPOINT", "true")],
-            &[("AWS_USE_DUALSTACK_ENDPOINT", "true")],
-            &[
-                ("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"),
-                ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"),
-            ],
-        ];
-        for vars in cases {
-            let sdk = sdk_with(vars).await;
-            for region in ["eu-west-1", "us-gov-west-1", "cn-north-1"] {
-                let ours = endpoint(&sdk, region).await.expect("an endpoint");
-                let sdks = dispatched(&sdk, region).await;
-                assert_eq!(
-                    (ours.scheme_str(), ours.host(), ours.port_u16()),
-                    (sdks.scheme_str(), sdks.host(), sdks.port_u16()),
-                    "{vars:?} in {region}"
-                );
-            }
-        }
     }
 }

@@ -19,6 +19,7 @@ use crate::client::CountAttempts;
 use crate::config::Config;
 use crate::error::{Failure, Result, classify_credentials, classify_sdk};
 use crate::requests::STS_ASSUME_ROLE;
+use crate::transport::SmTransport;
 use auth_oidc::IdToken;
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
@@ -143,17 +144,36 @@ pub(crate) fn loader(
 }
 
 /// The SDK config of `identity` before its credentials are loaded: none on the web identity
-/// path (the STS call is unsigned), else the default chain, which loads nothing until asked.
-/// No request is made.
+/// path (the STS call is unsigned, and goes through `transport` so its connection can be
+/// opened first: [`open_ahead`]), else the default chain, which loads nothing until asked
+/// (its calls use the SDK's own client, with the timeouts each source sets). No request is
+/// made.
 pub(crate) async fn unloaded(
     identity: &Identity,
     config: &Config,
     ctx: &ResolveContext,
+    transport: &SmTransport,
 ) -> SdkConfig {
     let loader = loader(config, &identity.region, ctx);
     match identity.auth {
-        Auth::WebIdentity { .. } => loader.no_credentials().load().await,
+        Auth::WebIdentity { .. } => {
+            loader
+                .no_credentials()
+                .http_client(transport.clone())
+                .load()
+                .await
+        }
         Auth::DefaultChain => loader.load().await,
+    }
+}
+
+/// Starts opening the connection the credentials will be loaded over: STS's on the web
+/// identity path, the first call on the critical path; nothing on the default chain.
+pub(crate) async fn open_ahead(identity: &Identity, sdk: &SdkConfig, transport: &SmTransport) {
+    if let Auth::WebIdentity { .. } = identity.auth
+        && let Some(sts) = crate::endpoints::sts(sdk, &identity.region).await
+    {
+        transport.open_ahead(&sts, 1);
     }
 }
 

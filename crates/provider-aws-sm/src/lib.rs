@@ -35,9 +35,11 @@ mod client;
 mod config;
 mod credentials;
 mod descriptor;
+mod endpoints;
 mod error;
 mod planning;
 mod provider;
+mod roots;
 mod transport;
 mod value;
 

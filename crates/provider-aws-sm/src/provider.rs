@@ -154,9 +154,10 @@ async fn resolve_all(
     out.into_results()
 }
 
-/// Loads the identity's credentials once, then reads its objects. The connections of the
-/// first wave of reads open while the credentials load (one STS round trip on the OIDC
-/// path), so the reads go out as soon as the credentials arrive.
+/// Loads the identity's credentials once, then reads its objects. The STS connection opens
+/// first, then the connections of the first wave of reads, which open while the credentials
+/// load (one STS round trip on the OIDC path), so the reads go out as soon as the
+/// credentials arrive.
 async fn run_identity(
     config: &Config,
     ctx: &ResolveContext,
@@ -177,12 +178,13 @@ async fn run_identity(
             (region, Schedule::of(fetches, &in_region, config.batching))
         })
         .collect();
-    let unloaded = credentials::unloaded(identity, config, ctx).await;
+    let unloaded = credentials::unloaded(identity, config, ctx, transport).await;
+    credentials::open_ahead(identity, &unloaded, transport).await;
     let mut wave = ctx.max_concurrency.max(1);
     for (region, schedule) in &plan {
         let calls = (schedule.batches.len() + schedule.singles.len()).min(wave);
         wave -= calls;
-        if let Some(target) = crate::client::endpoint(&unloaded, region).await {
+        if let Some(target) = crate::endpoints::secrets_manager(&unloaded, region).await {
             transport.open_ahead(&target, calls);
         }
     }

@@ -6,7 +6,8 @@
 //! instead of paying a TCP connect and a TLS handshake after them. The SDK's own client
 //! (aws-smithy-http-client) opens connections only for requests and keeps its connector
 //! private, hence this one. It matches the default where it matters: rustls with the
-//! platform's roots (`SSL_CERT_FILE`, `SSL_CERT_DIR` honoured), ALPN `h2` then `http/1.1`,
+//! platform's roots (`SSL_CERT_FILE`, `SSL_CERT_DIR` honoured; loaded while the first
+//! connection opens, [`crate::roots`]), ALPN `h2` then `http/1.1`,
 //! `TCP_NODELAY`, the resolution's connect timeout over TCP and TLS together, a 90 s idle
 //! pool, no proxy, and the SDK's retry classification of connection errors.
 //!
@@ -14,6 +15,7 @@
 //! waits for it to finish opening), and if it failed the request connects afresh. One
 //! nobody claims is closed with the client. Opening never sends a byte of HTTP.
 
+use crate::roots::PlatformRoots;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
 };
@@ -26,13 +28,12 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use rustls::pki_types::CertificateDer;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -46,18 +47,6 @@ type Opened = Result<Stream, BoxError>;
 
 /// How long an idle connection stays in the pool, as in the SDK's default client.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// The platform's trust roots, loaded once per process as the SDK's default client does.
-static NATIVE_ROOTS: LazyLock<Vec<CertificateDer<'static>>> = LazyLock::new(|| {
-    let loaded = rustls_native_certs::load_native_certs();
-    if !loaded.errors.is_empty() {
-        tracing::warn!(
-            errors = loaded.errors.len(),
-            "some platform CA certificates could not be loaded"
-        );
-    }
-    loaded.certs
-});
 
 /// The HTTP client of one resolution's Secrets Manager clients. Cheap to clone; the pool and
 /// the connections opened ahead are shared by the clones and closed with the last one.
@@ -201,22 +190,19 @@ impl fmt::Display for Origin {
 struct Connector {
     tls: HttpsConnector<TcpConnector>,
     connect_timeout: Duration,
-    parked: Arc<Mutex<HashMap<Origin, Vec<oneshot::Receiver<Opened>>>>>,
+    /// Per origin, in the order they started: the first request takes the oldest (the one
+    /// most likely ready, and the one opened for the call that was to come first).
+    parked: Arc<Mutex<HashMap<Origin, VecDeque<oneshot::Receiver<Opened>>>>>,
 }
 
 impl Connector {
     fn new(connect_timeout: Duration) -> Result<Self, rustls::Error> {
-        let mut roots = rustls::RootCertStore::empty();
-        let (_added, ignored) = roots.add_parsable_certificates(NATIVE_ROOTS.iter().cloned());
-        if ignored > 0 {
-            tracing::debug!(ignored, "platform CA certificates rustls cannot use");
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PlatformRoots::new(provider)))
+            .with_no_client_auth();
         let mut tcp = TcpConnector::new();
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
@@ -251,14 +237,14 @@ impl Connector {
             .unwrap_or_else(PoisonError::into_inner)
             .entry(origin)
             .or_default()
-            .push(opening);
+            .push_back(opening);
     }
 
     fn take_parked(&self, uri: &Uri) -> Option<oneshot::Receiver<Opened>> {
         let origin = Origin::of(uri)?;
         let mut parked = self.parked.lock().unwrap_or_else(PoisonError::into_inner);
         let waiting = parked.get_mut(&origin)?;
-        let taken = waiting.pop();
+        let taken = waiting.pop_front();
         if waiting.is_empty() {
             parked.remove(&origin);
         }
@@ -416,6 +402,58 @@ mod tests {
             accepts.try_recv().is_err(),
             "no connection opened for the requests"
         );
+    }
+
+    #[tokio::test]
+    async fn the_first_request_takes_the_connection_opened_first() {
+        // STS's connection is opened before the reads' and its call comes first: with one
+        // origin for both (LocalStack), the call must not take a read's younger connection.
+        let (uri, mut accepts, mut requests) = server().await;
+        let transport = SmTransport::new(Duration::from_secs(5)).unwrap();
+        transport.open_ahead(&uri, 1);
+        accepts.recv().await.unwrap();
+        transport.open_ahead(&uri, 1);
+        accepts.recv().await.unwrap();
+        let answer = transport.call(get(&uri)).await.unwrap();
+        assert_eq!(answer.status().as_u16(), 200);
+        assert_eq!(
+            requests.recv().await,
+            Some(0),
+            "on the connection opened first"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_server_the_platform_does_not_trust_is_refused_before_any_request() {
+        // The roots load on a thread while the connection opens; a certificate from a CA
+        // outside them must still fail the handshake, and no request reach the server.
+        let (upstream, _accepts, mut requests) = server().await;
+        let pki = cloud_fakes::tls::Pki::generate(&["127.0.0.1".to_owned()]).unwrap();
+        let upstream = format!(
+            "{}:{}",
+            upstream.host().unwrap(),
+            upstream.port_u16().unwrap()
+        );
+        let front = loopback_proxy::Proxy::start_tls(
+            upstream.parse().unwrap(),
+            loopback_proxy::ProxyConfig::default(),
+            pki.server_config(&[b"http/1.1"]).unwrap(),
+        )
+        .unwrap();
+        let target: Uri = format!("https://{}/", front.addr()).parse().unwrap();
+        let transport = SmTransport::new(Duration::from_secs(5)).unwrap();
+        transport.open_ahead(&target, 1);
+        let refused = transport.call(get(&target)).await.unwrap_err();
+        assert!(refused.is_io(), "{refused:?}");
+        assert!(
+            format!("{:?}", refused).contains("UnknownIssuer"),
+            "{refused:?}"
+        );
+        assert!(
+            requests.try_recv().is_err(),
+            "no request reached the server"
+        );
+        assert_eq!(front.stats().requests, 0);
     }
 
     #[tokio::test]
