@@ -4,7 +4,10 @@
 //! process needs randomness, from CPU jitter entropy as well as the OS: about 30 ms of CPU
 //! (aws/aws-lc-rs#1140). Left to the first TLS handshake, that lands on the critical path
 //! right after the TCP connect; started here, it runs while the payload is read and the
-//! first connection opens. The jitter source stays on (it is aws-lc's defence in depth).
+//! first connection opens. Builds from this repository leave the jitter source out
+//! (`.cargo/config.toml`, docs/adr/0006), which makes seeding take microseconds; this keeps a
+//! build without that setting (`cargo install --git`) from paying the full cost in its first
+//! handshake.
 
 use crate::cli::Command;
 
