@@ -143,17 +143,40 @@ fn rerun_in_release(
         bail!("the release build failed ({status})");
     }
     let exe = paths.target.join("release/xtask");
-    let status = Command::new(&exe)
+    let mut command = Command::new(&exe);
+    command
         .args(["bench", "--transport", selection.arg()])
         .args(masking_only.then_some("--masking"))
         .args(providers_only.then_some("--providers"))
-        .env(IN_RELEASE_VAR, "1")
+        .env(IN_RELEASE_VAR, "1");
+    // The measured processes start as a job's would: without the library paths `cargo run`
+    // added for this tool (the dynamic loader searched ~50 directories for each library).
+    let inherited = std::env::var("LD_LIBRARY_PATH").unwrap_or_default();
+    match without_cargo_paths(&inherited, &paths.target) {
+        Some(kept) => command.env("LD_LIBRARY_PATH", kept),
+        None => command.env_remove("LD_LIBRARY_PATH"),
+    };
+    let status = command
         .status()
         .with_context(|| format!("cannot run {}", exe.display()))?;
     if !status.success() {
         bail!("the release bench failed ({status})");
     }
     Ok(())
+}
+
+/// `LD_LIBRARY_PATH` without the directories cargo adds for `cargo run` (the target
+/// directory's and the toolchain's); `None` when nothing else is left.
+fn without_cargo_paths(value: &str, target: &Path) -> Option<String> {
+    let kept: Vec<&str> = value
+        .split(':')
+        .filter(|dir| {
+            !dir.is_empty()
+                && !Path::new(dir).starts_with(target)
+                && !dir.contains("/.rustup/toolchains/")
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(":"))
 }
 
 /// `--providers`: W6-W8 alone, over the selected transports; writes their sections of
@@ -800,4 +823,22 @@ pub fn spread(samples: &[Sample]) -> (Duration, Duration, Duration) {
     let mut walls: Vec<Duration> = samples.iter().map(|s| s.wall).collect();
     walls.sort();
     (walls[walls.len() / 2], walls[0], walls[walls.len() - 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cargo_library_paths_are_dropped_and_the_others_kept() {
+        let target = Path::new("/work/main/target");
+        let cargo_added = "/work/main/target/release/deps:/work/main/target/release:\
+                           /root/.rustup/toolchains/stable-x86_64-unknown-linux-gnu/lib";
+        assert_eq!(without_cargo_paths(cargo_added, target), None);
+        assert_eq!(
+            without_cargo_paths(&format!("{cargo_added}:/opt/lib::/usr/local/lib"), target),
+            Some("/opt/lib:/usr/local/lib".to_owned())
+        );
+        assert_eq!(without_cargo_paths("", target), None);
+    }
 }
