@@ -92,7 +92,9 @@ impl Fronts {
 ///   started meanwhile has begun its own (hyper's pool then drops the surplus; the first
 ///   answer over HTTP/2 widens the bound to `provider_http::MAX_STREAMS`). The physical
 ///   limit is one connection per host; the surplus costs handshakes, not round trips. W6 8,
-///   W7 1 + 8, W8 1 + 8, all HTTP/2.
+///   W7 1 + 8, W8 1 + 8, all HTTP/2, as bounds: when a handshake completes before the next
+///   request of the wave starts (a fast link, as at d = 0), that request shares it, so a run
+///   may open fewer (never more).
 /// - The runner's algorithm reproduced: a new connection wherever the runner makes a new
 ///   client. W6: the OpenBao Go client per secret brings its own transport
 ///   (`api.DefaultConfig`), one connection per secret. W7: per secret a new STS service
@@ -117,10 +119,17 @@ pub fn expected_connections(w: &Workload, who: Who) -> (u64, bool) {
 pub fn check_connections(w: &Workload, who: Who, sample: &Sample, problems: &mut Vec<String>) {
     let (expected, h2) = expected_connections(w, who);
     let stats = &sample.proxy;
-    if stats.connections != expected {
+    // Ours (HTTP/2) at most the bound, at least one; the reproduction exactly.
+    let as_expected = if h2 {
+        (1..=expected).contains(&stats.connections)
+    } else {
+        stats.connections == expected
+    };
+    if !as_expected {
         problems.push(format!(
-            "the proxies saw {} connections, expected {expected}",
-            stats.connections
+            "the proxies saw {} connections, expected {}{expected}",
+            stats.connections,
+            if h2 { "at most " } else { "" }
         ));
     }
     if stats.tls_handshakes != stats.connections {
@@ -217,8 +226,9 @@ pub fn markdown(r: &ProviderResults, command: &str) -> String {
          (TCP, TLS, read): 60; W7 6 per secret (two connections, an exchange and an \
          access): 120; W8 4 per secret (challenge, discovery, token, get) and 4 once (two \
          connections): 84. The rest is CPU time.\n\
-         - Checked on every run, with the request counts: connections (ours: W6 8, W7 1 + 8, \
-         W8 1 + 8, each HTTP/2 with every request a stream; the runner: W6 20, W7 40, W8 2), \
+         - Checked on every run, with the request counts: connections (ours at most W6 8, \
+         W7 1 + 8, W8 1 + 8, fewer when a handshake completes before the wave's next request \
+         starts, each HTTP/2 with every request a stream; the runner exactly W6 20, W7 40, W8 2), \
          and TLS handshakes = connections. `cargo xtask bench --quick` checks the same counts once at \
          d = 0.\n\
          - Round trips: wall time / 2d.\n"
