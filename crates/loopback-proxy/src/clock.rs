@@ -9,7 +9,7 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
-use std::sync::{Condvar, LazyLock, Mutex};
+use std::sync::{Condvar, Mutex, Once};
 use std::time::Instant;
 use tokio::sync::oneshot;
 
@@ -24,21 +24,17 @@ pub(crate) async fn sleep_until(at: Instant) {
     let _ = rx.await;
 }
 
-static TIMER: LazyLock<&'static Timer> = LazyLock::new(|| {
-    let timer: &'static Timer = Box::leak(Box::new(Timer {
-        queue: Mutex::new(BinaryHeap::new()),
-        changed: Condvar::new(),
-    }));
-    std::thread::Builder::new()
-        .name("loopback-proxy-clock".to_owned())
-        .spawn(|| timer.run())
-        .expect("cannot start the proxy's clock thread");
-    timer
-});
+static TIMER: Timer = Timer {
+    queue: Mutex::new(BinaryHeap::new()),
+    changed: Condvar::new(),
+    started: Once::new(),
+};
 
 struct Timer {
     queue: Mutex<BinaryHeap<Reverse<Wake>>>,
     changed: Condvar,
+    /// The clock thread, started by the first sleep that has to wait.
+    started: Once,
 }
 
 /// One pending deadline (ordered by its instant only).
@@ -68,7 +64,13 @@ impl Ord for Wake {
 }
 
 impl Timer {
-    fn schedule(&self, at: Instant, tx: oneshot::Sender<()>) {
+    fn schedule(&'static self, at: Instant, tx: oneshot::Sender<()>) {
+        self.started.call_once(|| {
+            std::thread::Builder::new()
+                .name("loopback-proxy-clock".to_owned())
+                .spawn(|| self.run())
+                .expect("cannot start the proxy's clock thread");
+        });
         let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         let earliest = queue.peek().is_none_or(|Reverse(w)| at < w.at);
         queue.push(Reverse(Wake { at, tx }));
