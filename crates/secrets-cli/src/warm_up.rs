@@ -1,13 +1,13 @@
 //! Seeds the TLS library's random generator on a thread of its own as the process starts.
 //!
 //! aws-lc (the crypto under rustls and the AWS SDK) seeds its generator the first time a
-//! process needs randomness, from CPU jitter entropy as well as the OS: about 30 ms of CPU
-//! (aws/aws-lc-rs#1140). Left to the first TLS handshake, that lands on the critical path
-//! right after the TCP connect; started here, it runs while the payload is read and the
-//! first connection opens. Builds from this repository leave the jitter source out
-//! (`.cargo/config.toml`, docs/adr/0006), which makes seeding take microseconds; this keeps a
-//! build without that setting (`cargo install --git`) from paying the full cost in its first
-//! handshake.
+//! process needs randomness, from CPU jitter entropy as well as the OS: about 50 ms of CPU
+//! (48-53 ms measured here; aws/aws-lc-rs#1140). Left to the first TLS handshake, that lands
+//! on the critical path right after the TCP connect; started here, it runs while the payload
+//! is read and the first connection opens. Builds from this repository leave the jitter
+//! source out (`.cargo/config.toml`, docs/adr/0006), which makes seeding take microseconds;
+//! this keeps a build without that setting (`cargo install --git`) from paying the full cost
+//! in its first handshake.
 
 use crate::cli::Command;
 

@@ -153,7 +153,6 @@ fn sm_connection_before_sts_answer(sample: &Sample) -> Option<bool> {
 fn aws_server_time(samples: &[Sample]) -> Option<(f64, f64)> {
     let mut sts = Vec::new();
     let mut reads = Vec::new();
-    let is_sm = |r: &&RequestRecord| is_secrets_manager(r);
     for sample in samples {
         if let Some(r) = sts_request(sample)
             && let Some(answered) = r.answered
@@ -163,13 +162,13 @@ fn aws_server_time(samples: &[Sample]) -> Option<(f64, f64)> {
         let first = sample
             .aws_reqs
             .iter()
-            .filter(is_sm)
+            .filter(|r| is_secrets_manager(r))
             .map(|r| r.arrived)
             .min();
         let last = sample
             .aws_reqs
             .iter()
-            .filter(is_sm)
+            .filter(|r| is_secrets_manager(r))
             .filter_map(|r| r.answered)
             .max();
         if let (Some(first), Some(last)) = (first, last) {
@@ -347,12 +346,15 @@ fn net_of(at_25: Duration, at_0: Option<Duration>) -> String {
     at_0.map(|zero| {
         format!(
             "; {:.1} net of the {:.1} ms at d = 0",
-            (ms(at_25) - ms(zero)) / 50.0,
+            (ms(at_25) - ms(zero)) / ROUND_TRIP_MS,
             ms(zero)
         )
     })
     .unwrap_or_default()
 }
+
+/// A round trip at d = 25 ms (2d), the unit of the targets.
+const ROUND_TRIP_MS: f64 = 50.0;
 
 /// How much slower than the runner's algorithm W1 may measure and still count as level.
 const LEVEL_TOLERANCE: f64 = 0.01;
@@ -376,7 +378,7 @@ fn counts_text(sample: &Sample) -> String {
 /// The targets of issue 19, each with its measured value.
 fn targets(s: &mut String, d: &Deployed) {
     let cells = &d.cells;
-    let rt = 50.0; // 2d at d = 25 ms
+    let rt = ROUND_TRIP_MS;
     let _ = writeln!(s, "| target | measured | verdict |\n|---|---|---|");
     let row = |s: &mut String, target: &str, measured: String, verdict: &str| {
         let _ = writeln!(s, "| {target} | {measured} | {verdict} |");
